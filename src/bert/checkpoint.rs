@@ -1,0 +1,378 @@
+//! Loading and saving HF checkpoint folders.
+//!
+//! VarStore paths are HF's `BertForPreTraining` names, so loading is a name normalisation
+//! and a checked copy: names without the `bert.` prefix (BertModel checkpoints), legacy
+//! LayerNorm `gamma`/`beta`, the `position_ids` buffer and the tied decoder are mapped here.
+//! Tensors are read first and copied under `no_grad` (`VarStore::load` has no rename hook).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use tch::{nn, Device, Kind, Tensor};
+
+use super::config::BertConfig;
+use super::model::{Bert, BertOutput, ForwardOptions, Heads, Inputs};
+use crate::error::{write_atomic, Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub device: Device,
+    /// Heads to build even when the checkpoint lacks them (they are then freshly
+    /// initialised, and the report says so).
+    pub heads: Heads,
+    /// Kind of the model's variables.
+    pub kind: Kind,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            device: Device::Cpu,
+            heads: Heads::default(),
+            kind: Kind::Float,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    pub dir: PathBuf,
+    pub weights: Vec<PathBuf>,
+    /// The heads the checkpoint itself carries.
+    pub checkpoint_heads: Heads,
+    /// Heads built fresh because the options asked for them and the checkpoint has none.
+    pub initialised: Heads,
+    /// Storage kinds found in the checkpoint (e.g. "F32").
+    pub dtypes: BTreeSet<String>,
+    /// Tensors ignored, and why.
+    pub notes: Vec<String>,
+}
+
+/// A BERT with its variables.
+pub struct Model {
+    pub vs: nn::VarStore,
+    pub bert: Bert,
+    pub report: Option<LoadReport>,
+}
+
+impl Model {
+    /// A freshly initialised model (BERT's N(0, initializer_range)).
+    pub fn random(config: &BertConfig, heads: Heads, device: Device) -> Model {
+        let vs = nn::VarStore::new(device);
+        let bert = Bert::new(&vs.root(), config, heads);
+        Model {
+            vs,
+            bert,
+            report: None,
+        }
+    }
+
+    pub fn forward(&self, inputs: &Inputs, opts: &ForwardOptions) -> Result<BertOutput> {
+        self.bert.forward(inputs, opts)
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    pub fn config(&self) -> &BertConfig {
+        &self.bert.config
+    }
+}
+
+/// Maps a checkpoint's tensor name to the VarStore name; `None` for buffers we rebuild.
+fn canonical(name: &str) -> Option<String> {
+    let mut n = name.to_string();
+    if n.ends_with("position_ids") {
+        return None;
+    }
+    if let Some(s) = n.strip_suffix(".gamma") {
+        n = format!("{s}.weight");
+    } else if let Some(s) = n.strip_suffix(".beta") {
+        n = format!("{s}.bias");
+    }
+    if ["embeddings.", "encoder.", "pooler."]
+        .iter()
+        .any(|p| n.starts_with(p))
+    {
+        n = format!("bert.{n}");
+    }
+    if n == "cls.predictions.decoder.bias" {
+        n = "cls.predictions.bias".into();
+    }
+    Some(n)
+}
+
+fn kind_of(dtype: safetensors::Dtype) -> Option<Kind> {
+    use safetensors::Dtype as D;
+    Some(match dtype {
+        D::F32 => Kind::Float,
+        D::F16 => Kind::Half,
+        D::BF16 => Kind::BFloat16,
+        D::F64 => Kind::Double,
+        D::I64 => Kind::Int64,
+        D::I32 => Kind::Int,
+        D::I16 => Kind::Int16,
+        D::I8 => Kind::Int8,
+        D::U8 => Kind::Uint8,
+        D::BOOL => Kind::Bool,
+        _ => return None,
+    })
+}
+
+/// Short name of a tensor kind, as safetensors spells it.
+pub fn kind_name(kind: Kind) -> String {
+    match kind {
+        Kind::Float => "F32".into(),
+        Kind::Half => "F16".into(),
+        Kind::BFloat16 => "BF16".into(),
+        Kind::Double => "F64".into(),
+        Kind::Int64 => "I64".into(),
+        k => format!("{k:?}"),
+    }
+}
+
+/// Reads every tensor of a `.safetensors` file, with errors that name the file and tensor.
+pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
+        Error::checkpoint(
+            path,
+            format!("not a valid safetensors file (truncated or corrupt?): {e}"),
+        )
+    })?;
+    let mut out = Vec::new();
+    for (name, view) in st.tensors() {
+        let kind = kind_of(view.dtype()).ok_or_else(|| {
+            Error::checkpoint(
+                path,
+                format!("tensor {name}: unsupported dtype {:?}", view.dtype()),
+            )
+        })?;
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let t = Tensor::f_from_data_size(view.data(), &shape, kind)
+            .map_err(|e| Error::checkpoint(path, format!("tensor {name}: {e}")))?;
+        out.push((name, t));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Reads a PyTorch zip checkpoint (`torch.save` of a state dict) through libtorch.
+fn read_torch_bin(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    Tensor::loadz_multi(path).map_err(|e| {
+        let msg = e.to_string();
+        let first = msg.lines().next().unwrap_or_default().to_string();
+        Error::checkpoint(
+            path,
+            format!("cannot read as a PyTorch checkpoint: {first}"),
+        )
+    })
+}
+
+/// The weight files of a checkpoint folder, in the order HF prefers them.
+fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let text = crate::error::read_to_string(&index)?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::checkpoint(&index, format!("invalid JSON: {e}")))?;
+        let map = v
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| Error::checkpoint(&index, "no \"weight_map\" object"))?;
+        let files: BTreeSet<&str> = map.values().filter_map(|f| f.as_str()).collect();
+        return Ok(files.into_iter().map(|f| dir.join(f)).collect());
+    }
+    let bin = dir.join("pytorch_model.bin");
+    if bin.is_file() {
+        return Ok(vec![bin]);
+    }
+    Err(Error::checkpoint(
+        dir,
+        "no model.safetensors, model.safetensors.index.json or pytorch_model.bin in this folder",
+    ))
+}
+
+pub fn read_weights(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        read_safetensors(path)
+    } else {
+        read_torch_bin(path)
+    }
+}
+
+/// The heads whose tensors appear among `names` (canonical names).
+fn heads_in<'a>(names: impl Iterator<Item = &'a String>) -> Heads {
+    let mut h = Heads::default();
+    for n in names {
+        h.pooler |= n.starts_with("bert.pooler.");
+        h.mlm |= n.starts_with("cls.predictions.");
+        h.nsp |= n.starts_with("cls.seq_relationship.");
+    }
+    h
+}
+
+/// Which head a variable belongs to, if any.
+fn head_of(name: &str) -> Option<fn(Heads) -> bool> {
+    if name.starts_with("bert.pooler.") {
+        Some(|h| h.pooler)
+    } else if name.starts_with("cls.predictions.") {
+        Some(|h| h.mlm)
+    } else if name.starts_with("cls.seq_relationship.") {
+        Some(|h| h.nsp)
+    } else {
+        None
+    }
+}
+
+/// Loads an HF checkpoint folder (`config.json` plus `model.safetensors`, a sharded index
+/// or `pytorch_model.bin`).
+pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
+    let dir = dir.as_ref();
+    if !dir.is_dir() {
+        return Err(Error::checkpoint(dir, "checkpoint folder not found"));
+    }
+    let config = BertConfig::from_file(dir.join("config.json"))?;
+    let files = weight_files(dir)?;
+    let mut tensors: BTreeMap<String, (String, PathBuf, Tensor)> = BTreeMap::new();
+    let mut notes = Vec::new();
+    let mut dtypes = BTreeSet::new();
+    for file in &files {
+        for (name, t) in read_weights(file)? {
+            match canonical(&name) {
+                None => notes.push(format!("{name}: buffer, rebuilt")),
+                Some(c) => {
+                    dtypes.insert(kind_name(t.kind()));
+                    if let Some((first, _, _)) = tensors.get(&c) {
+                        notes.push(format!("{name}: same parameter as {first}, ignored"));
+                    } else {
+                        tensors.insert(c, (name, file.clone(), t));
+                    }
+                }
+            }
+        }
+    }
+    let checkpoint_heads = heads_in(tensors.keys());
+    let heads = checkpoint_heads.union(opts.heads);
+
+    let mut vs = nn::VarStore::new(opts.device);
+    let bert = Bert::new(&vs.root(), &config, heads);
+    let vars: HashMap<String, Tensor> = vs.variables();
+
+    let mut missing = Vec::new();
+    let mut initialised = Heads::default();
+    for (name, var) in &vars {
+        let Some((orig, file, t)) = tensors.get(name) else {
+            match head_of(name) {
+                Some(has) if !has(checkpoint_heads) => {
+                    initialised = initialised.union(heads_in(std::iter::once(name)));
+                }
+                _ => missing.push(name.clone()),
+            }
+            continue;
+        };
+        if t.size() != var.size() {
+            return Err(Error::checkpoint(
+                file,
+                format!(
+                    "tensor {orig}: shape {:?} in the checkpoint, the model (from config.json) expects {:?}",
+                    t.size(),
+                    var.size()
+                ),
+            ));
+        }
+        if !t.is_floating_point() {
+            return Err(Error::checkpoint(
+                file,
+                format!("tensor {orig}: {:?} is not a floating-point kind", t.kind()),
+            ));
+        }
+        tch::no_grad(|| var.shallow_clone().f_copy_(t))
+            .map_err(|e| Error::checkpoint(file, format!("tensor {orig}: {e}")))?;
+    }
+    if !missing.is_empty() {
+        missing.sort();
+        return Err(Error::checkpoint(
+            dir,
+            format!("missing tensors: {}", missing.join(", ")),
+        ));
+    }
+
+    let mut unexpected = Vec::new();
+    let word = &bert.embeddings.word_embeddings.ws;
+    for (name, (orig, _, t)) in &tensors {
+        if vars.contains_key(name) {
+            continue;
+        }
+        if name == "cls.predictions.decoder.weight" && config.tie_word_embeddings {
+            let same = t.size() == word.size()
+                && t.to_kind(Kind::Float).equal(&word.to_device(Device::Cpu));
+            notes.push(if same {
+                format!("{orig}: tied to the word embeddings, equal, ignored")
+            } else {
+                format!("{orig}: differs from the word embeddings but tie_word_embeddings is true; the word embeddings are used")
+            });
+        } else if name.starts_with("bert.") || name.starts_with("cls.") {
+            unexpected.push(orig.clone());
+        } else {
+            notes.push(format!("{orig}: not part of BERT pretraining, ignored"));
+        }
+    }
+    if !unexpected.is_empty() {
+        return Err(Error::checkpoint(
+            dir,
+            format!("unexpected tensors: {}", unexpected.join(", ")),
+        ));
+    }
+    if opts.kind != Kind::Float {
+        vs.set_kind(opts.kind);
+    }
+    Ok(Model {
+        vs,
+        bert,
+        report: Some(LoadReport {
+            dir: dir.to_path_buf(),
+            weights: files,
+            checkpoint_heads,
+            initialised,
+            dtypes,
+            notes,
+        }),
+    })
+}
+
+/// Saves `model.safetensors` (HF names; `bert.` prefix dropped for a headless model, as
+/// `BertModel.save_pretrained` does) and `config.json`, each written atomically.
+pub fn save(model: &Model, dir: impl AsRef<Path>) -> Result<()> {
+    let dir = dir.as_ref();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let heads = model.bert.heads;
+    let headless = !heads.mlm && !heads.nsp;
+    let mut named: Vec<(String, Tensor)> = model
+        .vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| {
+            let n = match (headless, n.strip_prefix("bert.")) {
+                (true, Some(s)) => s.to_string(),
+                _ => n,
+            };
+            (n, t.detach().to_device(Device::Cpu).contiguous())
+        })
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let weights = dir.join("model.safetensors");
+    write_atomic(&weights, |tmp| {
+        Tensor::write_safetensors(&named, tmp).map_err(|e| Error::checkpoint(tmp, e.to_string()))
+    })?;
+    let config = model.bert.config.to_json(heads.architecture());
+    let text = serde_json::to_string_pretty(&config).expect("JSON serialises");
+    write_atomic(dir.join("config.json"), |tmp| {
+        std::fs::write(tmp, text + "\n").map_err(|e| Error::io(tmp, e))
+    })
+}

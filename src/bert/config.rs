@@ -1,0 +1,226 @@
+//! HF `config.json` for BERT, with the defaults of `transformers`' `BertConfig`
+//! (transformers/models/bert/configuration_bert.py).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Activation named by `hidden_act` (transformers/activations.py, ACT2FN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// `gelu`: the exact erf form.
+    Gelu,
+    /// `gelu_new`, `gelu_pytorch_tanh`: the tanh approximation.
+    GeluTanh,
+    Relu,
+    /// `silu`, `swish`.
+    Silu,
+}
+
+impl Activation {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            "silu" | "swish" => Activation::Silu,
+            _ => return None,
+        })
+    }
+
+    pub fn apply(self, xs: &tch::Tensor) -> tch::Tensor {
+        match self {
+            Activation::Gelu => xs.gelu("none"),
+            Activation::GeluTanh => xs.gelu("tanh"),
+            Activation::Relu => xs.relu(),
+            Activation::Silu => xs.silu(),
+        }
+    }
+}
+
+pub const ACTIVATIONS: &str = "gelu, gelu_new, gelu_pytorch_tanh, relu, silu, swish";
+
+fn d_vocab() -> i64 {
+    30522
+}
+fn d_hidden() -> i64 {
+    768
+}
+fn d_layers() -> i64 {
+    12
+}
+fn d_heads() -> i64 {
+    12
+}
+fn d_intermediate() -> i64 {
+    3072
+}
+fn d_act() -> String {
+    "gelu".into()
+}
+fn d_dropout() -> f64 {
+    0.1
+}
+fn d_positions() -> i64 {
+    512
+}
+fn d_types() -> i64 {
+    2
+}
+fn d_init() -> f64 {
+    0.02
+}
+fn d_eps() -> f64 {
+    1e-12
+}
+fn d_position_type() -> String {
+    "absolute".into()
+}
+fn d_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BertConfig {
+    #[serde(default = "d_vocab")]
+    pub vocab_size: i64,
+    #[serde(default = "d_hidden")]
+    pub hidden_size: i64,
+    #[serde(default = "d_layers")]
+    pub num_hidden_layers: i64,
+    #[serde(default = "d_heads")]
+    pub num_attention_heads: i64,
+    #[serde(default = "d_intermediate")]
+    pub intermediate_size: i64,
+    #[serde(default = "d_act")]
+    pub hidden_act: String,
+    #[serde(default = "d_dropout")]
+    pub hidden_dropout_prob: f64,
+    #[serde(default = "d_dropout")]
+    pub attention_probs_dropout_prob: f64,
+    #[serde(default = "d_positions")]
+    pub max_position_embeddings: i64,
+    #[serde(default = "d_types")]
+    pub type_vocab_size: i64,
+    #[serde(default = "d_init")]
+    pub initializer_range: f64,
+    #[serde(default = "d_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub pad_token_id: i64,
+    #[serde(default = "d_position_type")]
+    pub position_embedding_type: String,
+    #[serde(default = "d_true")]
+    pub tie_word_embeddings: bool,
+    /// Every other key of the file, kept so that a save writes it back.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for BertConfig {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("defaults deserialise")
+    }
+}
+
+impl BertConfig {
+    /// Reads and validates `config.json`; errors name the file and the field.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = crate::error::read_to_string(path)?;
+        let de = &mut serde_json::Deserializer::from_str(&text);
+        let cfg: BertConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            Error::config(path, field, e.into_inner().to_string())
+        })?;
+        cfg.validate()
+            .map_err(|(field, msg)| Error::config(path, field, msg))?;
+        Ok(cfg)
+    }
+
+    /// Checks the values a BERT can be built from: `Err((field, message))`.
+    pub fn validate(&self) -> std::result::Result<(), (String, String)> {
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+        ];
+        for (field, v) in positive {
+            if v <= 0 {
+                return Err((field.into(), format!("{v} must be positive")));
+            }
+        }
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return Err((
+                "hidden_size".into(),
+                format!(
+                    "{} is not divisible by num_attention_heads {}",
+                    self.hidden_size, self.num_attention_heads
+                ),
+            ));
+        }
+        if Activation::parse(&self.hidden_act).is_none() {
+            return Err((
+                "hidden_act".into(),
+                format!(
+                    "{:?} is not supported (allowed: {ACTIVATIONS})",
+                    self.hidden_act
+                ),
+            ));
+        }
+        if self.position_embedding_type != "absolute" {
+            return Err((
+                "position_embedding_type".into(),
+                format!(
+                    "{:?} is not supported (only \"absolute\")",
+                    self.position_embedding_type
+                ),
+            ));
+        }
+        for (field, p) in [
+            ("hidden_dropout_prob", self.hidden_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                self.attention_probs_dropout_prob,
+            ),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err((field.into(), format!("{p} must be in [0, 1)")));
+            }
+        }
+        if self.pad_token_id < 0 || self.pad_token_id >= self.vocab_size {
+            return Err((
+                "pad_token_id".into(),
+                format!(
+                    "{} is outside the vocabulary (size {})",
+                    self.pad_token_id, self.vocab_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn activation(&self) -> Activation {
+        // validate() has checked the name; fall back to gelu for a config built in code.
+        Activation::parse(&self.hidden_act).unwrap_or(Activation::Gelu)
+    }
+
+    pub fn head_dim(&self) -> i64 {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    /// The JSON written beside a saved model: our fields, the kept extras, and `architectures`.
+    pub fn to_json(&self, architecture: &str) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("config serialises");
+        let map = v.as_object_mut().expect("config is an object");
+        map.insert("architectures".into(), serde_json::json!([architecture]));
+        map.insert("model_type".into(), serde_json::json!("bert"));
+        v
+    }
+}

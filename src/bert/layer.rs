@@ -1,0 +1,46 @@
+//! Mirrors `BertLayer` = attention, `BertIntermediate` (dense + activation) and `BertOutput`
+//! (dense, dropout, residual, LayerNorm) in transformers/models/bert/modeling_bert.py.
+
+use tch::{nn, Tensor};
+
+use super::attention::{Attention, AttentionDetail};
+use super::config::{Activation, BertConfig};
+use super::init;
+
+#[derive(Debug)]
+pub struct Layer {
+    attention: Attention,
+    intermediate: nn::Linear,
+    output: nn::Linear,
+    layer_norm: nn::LayerNorm,
+    activation: Activation,
+    dropout: f64,
+}
+
+impl Layer {
+    /// `p` is `bert.encoder.layer.{i}`.
+    pub fn new(p: &nn::Path, cfg: &BertConfig) -> Self {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        Layer {
+            attention: Attention::new(&(p / "attention"), cfg),
+            intermediate: init::linear(p / "intermediate" / "dense", h, i, cfg),
+            output: init::linear(p / "output" / "dense", i, h, cfg),
+            layer_norm: init::layer_norm(&(p / "output" / "LayerNorm"), cfg),
+            activation: cfg.activation(),
+            dropout: cfg.hidden_dropout_prob,
+        }
+    }
+
+    pub fn forward(
+        &self,
+        xs: &Tensor,
+        mask: &Tensor,
+        detail: bool,
+        train: bool,
+    ) -> (Tensor, Option<AttentionDetail>) {
+        let (attended, detail) = self.attention.forward(xs, mask, detail, train);
+        let inner = self.activation.apply(&attended.apply(&self.intermediate));
+        let out = inner.apply(&self.output).dropout(self.dropout, train);
+        ((out + attended).apply(&self.layer_norm), detail)
+    }
+}

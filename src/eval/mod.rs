@@ -1,0 +1,3 @@
+//! Comparing embeddings: the static-versus-contextual contrast of the seed's walkthrough.
+
+pub mod contrast;

@@ -1,0 +1,14 @@
+//! destila: knowledge distillation for BERT encoders on libtorch.
+//! See ARCHITECTURE.md for the path of the data and the module map.
+
+pub mod bench;
+pub mod bert;
+pub mod device;
+pub mod doctor;
+pub mod embed;
+pub mod error;
+pub mod eval;
+pub mod inspect;
+pub mod tokenize;
+
+pub use error::{Error, Result};

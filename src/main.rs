@@ -1,0 +1,292 @@
+//! The destila command line: parses arguments and dispatches to the library.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use destila::bench::{forward_throughput, ForwardBench, MlmMode};
+use destila::bert::{self, Heads, LoadOptions};
+use destila::embed::{cosine_matrix, Embedder, Pooling};
+use destila::eval::contrast;
+
+#[derive(Parser)]
+#[command(
+    name = "destila",
+    version,
+    about = "Knowledge distillation for BERT encoders"
+)]
+struct Cli {
+    /// CPU threads for libtorch (default: libtorch's choice).
+    #[arg(long, global = true)]
+    threads: Option<i32>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Architecture, parameter counts, heads and dtype of an HF checkpoint folder.
+    Inspect {
+        dir: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sentence embeddings; `table` prints the cosine-similarity matrix of the inputs.
+    Embed {
+        dir: PathBuf,
+        texts: Vec<String>,
+        /// A file with one text a line.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Pooling::Mean)]
+        pooling: Pooling,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[arg(long, default_value = "auto")]
+        device: String,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Longest sequence in tokens (default: the tokenizer's and model's limit).
+        #[arg(long)]
+        max_len: Option<usize>,
+    },
+    /// Static versus contextual similarity of two sentences sharing a word (by default the
+    /// two "posto" sentences of the walkthrough).
+    Contrast {
+        dir: PathBuf,
+        #[arg(long, default_value = contrast::POSTO_A)]
+        a: String,
+        #[arg(long, default_value = contrast::POSTO_B)]
+        b: String,
+        #[arg(long, default_value = contrast::POSTO_WORD)]
+        word: String,
+        #[arg(long, default_value = "auto")]
+        device: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+    /// Checks CUDA and, given a model, CPU-versus-device parity of its outputs.
+    Doctor {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Largest tolerated absolute difference between CPU and device outputs.
+        #[arg(long, default_value_t = 1e-3)]
+        tolerance: f64,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Forward throughput (tokens/s) of one model on random full-length batches; prints JSON.
+    Forward {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        batch: i64,
+        #[arg(long, default_value_t = 128)]
+        seq_len: i64,
+        #[arg(long, value_enum, default_value_t = MlmMode::Masked)]
+        mlm: MlmMode,
+        #[arg(long, default_value_t = 0.15)]
+        mask_fraction: f64,
+        /// Also compute NSP logits.
+        #[arg(long)]
+        nsp: bool,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        #[arg(long, default_value_t = 10)]
+        iters: usize,
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Variable kind: f32, or bf16/f16 (CUDA).
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Jsonl,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn read_lines(path: &PathBuf) -> Result<Vec<String>> {
+    let f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.with_context(|| format!("{}: line {}", path.display(), i + 1))?;
+        if !line.trim().is_empty() {
+            out.push(line);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_kind(s: &str) -> Result<tch::Kind> {
+    Ok(match s {
+        "f32" => tch::Kind::Float,
+        "bf16" => tch::Kind::BFloat16,
+        "f16" => tch::Kind::Half,
+        _ => bail!("--dtype {s:?}: expected f32, bf16 or f16"),
+    })
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        tch::set_num_threads(n);
+    }
+    match cli.command {
+        Command::Inspect { dir, json } => {
+            let i = destila::inspect::inspect(&dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&i)?);
+            } else {
+                print!("{i}");
+            }
+        }
+        Command::Embed {
+            dir,
+            mut texts,
+            input,
+            pooling,
+            format,
+            device,
+            batch_size,
+            max_len,
+        } => {
+            if let Some(path) = &input {
+                texts.extend(read_lines(path)?);
+            }
+            if texts.is_empty() {
+                bail!("no texts: give them as arguments or with --input FILE");
+            }
+            let device = destila::device::parse(&device)?;
+            let mut e = Embedder::open(&dir, device)?;
+            if let Some(n) = max_len {
+                e.tokenizer = e.tokenizer.with_max_len(n)?;
+            }
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let emb = e.embed(&refs, pooling, batch_size)?;
+            let mut out = std::io::stdout().lock();
+            match format {
+                Format::Jsonl => {
+                    for (i, text) in texts.iter().enumerate() {
+                        let v: Vec<f32> = Vec::try_from(emb.get(i as i64))?;
+                        let line = serde_json::json!({"text": text, "embedding": v});
+                        writeln!(out, "{line}")?;
+                    }
+                }
+                Format::Table => {
+                    let sim = cosine_matrix(&emb, &emb);
+                    for (i, t) in texts.iter().enumerate() {
+                        writeln!(out, "[{i}] {t}")?;
+                    }
+                    write!(out, "{:>6}", "")?;
+                    for j in 0..texts.len() {
+                        write!(out, "{:>8}", format!("[{j}]"))?;
+                    }
+                    writeln!(out)?;
+                    for i in 0..texts.len() {
+                        write!(out, "{:>6}", format!("[{i}]"))?;
+                        for j in 0..texts.len() {
+                            write!(out, "{:>8.4}", sim.double_value(&[i as i64, j as i64]))?;
+                        }
+                        writeln!(out)?;
+                    }
+                }
+            }
+        }
+        Command::Contrast {
+            dir,
+            a,
+            b,
+            word,
+            device,
+            json,
+        } => {
+            let device = destila::device::parse(&device)?;
+            let e = Embedder::open(&dir, device)?;
+            let c = contrast::contrast(&e, &a, &b, &word)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            } else {
+                print!("{c}");
+            }
+        }
+        Command::Bench { what } => match what {
+            BenchCommand::Forward {
+                dir,
+                batch,
+                seq_len,
+                mlm,
+                mask_fraction,
+                nsp,
+                warmup,
+                iters,
+                device,
+                dtype,
+            } => {
+                let device = destila::device::parse(&device)?;
+                let heads = Heads {
+                    mlm: mlm != MlmMode::None,
+                    nsp,
+                    pooler: nsp,
+                };
+                let opts = LoadOptions {
+                    device,
+                    heads,
+                    kind: parse_kind(&dtype)?,
+                };
+                let model = bert::load(&dir, &opts)?;
+                let setup = ForwardBench {
+                    batch,
+                    seq_len,
+                    mlm,
+                    mask_fraction,
+                    nsp,
+                    warmup,
+                    iters,
+                    threads: tch::get_num_threads(),
+                    device: destila::device::describe(device),
+                };
+                let r = forward_throughput(&model, &setup)?;
+                println!("{}", serde_json::to_string(&r)?);
+            }
+        },
+        Command::Doctor {
+            model,
+            device,
+            tolerance,
+        } => {
+            let env = destila::doctor::environment();
+            println!("{}", serde_json::to_string(&env)?);
+            let device = destila::device::parse(&device)?;
+            if let Some(dir) = model {
+                let p = destila::doctor::parity(&dir, device)?;
+                println!("{}", serde_json::to_string(&p)?);
+                let worst = p.max_abs_last_hidden.max(p.max_abs_pooled.unwrap_or(0.0));
+                if !(worst <= tolerance) {
+                    bail!("{device:?} differs from the CPU by {worst:e} (tolerance {tolerance:e})");
+                }
+            }
+        }
+    }
+    Ok(())
+}
