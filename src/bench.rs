@@ -45,8 +45,10 @@ pub struct ForwardResult {
 /// Random token ids (uniform over the non-special vocabulary), no padding, seeded.
 pub fn random_inputs(vocab: i64, batch: i64, len: i64, seed: u64) -> Inputs {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    // Real BERT vocabularies keep [PAD], [unused*] and specials below 1000.
+    let low = if vocab > 2000 { 1000 } else { 5.min(vocab - 1) };
     let ids: Vec<i64> = (0..batch * len)
-        .map(|_| rng.random_range(1000..vocab))
+        .map(|_| rng.random_range(low..vocab))
         .collect();
     Inputs {
         input_ids: Tensor::from_slice(&ids).view([batch, len]),

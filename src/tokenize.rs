@@ -223,7 +223,8 @@ impl BertTokenizer {
     /// Encodes with [CLS]/[SEP] and token types.
     pub fn encode(&self, text: Text) -> Result<Encoding> {
         let r = match text {
-            Text::Single(a) => self.inner.encode(a, true),
+            // As `transformers` does, an empty second segment makes a single-text encoding.
+            Text::Single(a) | Text::Pair(a, "") => self.inner.encode(a, true),
             Text::Pair(a, b) => self.inner.encode((a, b), true),
         };
         r.map_err(|e| Error::tokenizer(&self.source, e.to_string()))

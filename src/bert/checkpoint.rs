@@ -5,7 +5,7 @@
 //! LayerNorm `gamma`/`beta`, the `position_ids` buffer and the tied decoder are mapped here.
 //! Tensors are read first and copied under `no_grad` (`VarStore::load` has no rename hook).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use tch::{nn, Device, Kind, Tensor};
@@ -262,7 +262,7 @@ pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
 
     let mut vs = nn::VarStore::new(opts.device);
     let bert = Bert::new(&vs.root(), &config, heads);
-    let vars: HashMap<String, Tensor> = vs.variables();
+    let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
 
     let mut missing = Vec::new();
     let mut initialised = Heads::default();

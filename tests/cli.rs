@@ -1,0 +1,122 @@
+//! The command line on the real teacher: outputs, and errors without panics.
+
+mod common;
+
+use common::destila;
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = destila().args(args).output().unwrap();
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert!(!e.contains("panicked"), "panic: {e}");
+    (out.status.success(), o, e)
+}
+
+#[test]
+fn inspect_reports_architecture_heads_and_parameters() {
+    let t = common::teacher();
+    let (ok, out, err) = run(&["inspect", t.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["layers"], 6);
+    assert_eq!(v["hidden_size"], 384);
+    assert_eq!(v["vocab_size"], 30522);
+    assert_eq!(v["pooler"], true);
+    assert_eq!(v["mlm_head"], false);
+    assert_eq!(v["nsp_head"], false);
+    // Hand count: embeddings (30522 + 512 + 2) * 384 + 2 * 384; per layer 4 * (384*384 + 384)
+    // + 2 * (384*1536) + 1536 + 384 + 2 * 2 * 384; pooler 384*384 + 384.
+    assert_eq!(v["params_embeddings"], 11_918_592);
+    assert_eq!(v["params_encoder"], 6 * 1_774_464);
+    assert_eq!(v["params_pooler"], 147_840);
+    assert_eq!(v["params_total"], 22_713_216);
+    let (ok, text, _) = run(&["inspect", t.to_str().unwrap()]);
+    assert!(ok && text.contains("MLM head absent"), "{text}");
+}
+
+#[test]
+fn embed_prints_similarity_table_and_jsonl() {
+    let t = common::teacher();
+    let t = t.to_str().unwrap();
+    let (ok, out, err) = run(&[
+        "embed",
+        t,
+        "A man is eating food.",
+        "A man is eating a piece of bread.",
+        "--device",
+        "cpu",
+    ]);
+    assert!(ok, "{err}");
+    // all-MiniLM-L6-v2's published similarity for this pair is 0.7553.
+    assert!(out.contains("0.7553"), "{out}");
+    let (ok, out, err) = run(&[
+        "embed",
+        t,
+        "one",
+        "two",
+        "--format",
+        "jsonl",
+        "--pooling",
+        "cls",
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["text"], "two");
+    assert_eq!(lines[0]["embedding"].as_array().unwrap().len(), 384);
+}
+
+#[test]
+fn embed_reads_an_input_file() {
+    let t = common::teacher();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("texts.txt");
+    std::fs::write(&f, "first line\n\nsecond line\n").unwrap();
+    let (ok, out, err) = run(&[
+        "embed",
+        t.to_str().unwrap(),
+        "--input",
+        f.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 2);
+}
+
+#[test]
+fn contrast_separates_the_two_postos() {
+    let t = common::teacher();
+    let (ok, out, err) = run(&["contrast", t.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // The same word piece has the same static vector in both sentences.
+    assert!((v["word_static"].as_f64().unwrap() - 1.0).abs() < 1e-6);
+    // In context the two senses move apart.
+    assert!(v["word_contextual"].as_f64().unwrap() < 0.95, "{v}");
+}
+
+#[test]
+fn errors_exit_non_zero_with_a_message() {
+    let (ok, _, err) = run(&["inspect", "/nonexistent/model"]);
+    assert!(!ok && err.contains("/nonexistent/model"), "{err}");
+    let t = common::teacher();
+    let (ok, _, err) = run(&["embed", t.to_str().unwrap()]);
+    assert!(!ok && err.contains("no texts"), "{err}");
+    let (ok, _, err) = run(&["embed", t.to_str().unwrap(), "x", "--device", "cuda:7"]);
+    assert!(!ok && err.contains("cuda:7"), "{err}");
+    let (ok, _, err) = run(&[
+        "embed",
+        t.to_str().unwrap(),
+        "--input",
+        "/nonexistent/texts.txt",
+    ]);
+    assert!(!ok && err.contains("/nonexistent/texts.txt"), "{err}");
+    let (ok, _, err) = run(&["contrast", t.to_str().unwrap(), "--word", "absent"]);
+    assert!(!ok && err.contains("absent"), "{err}");
+}

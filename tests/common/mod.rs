@@ -1,0 +1,65 @@
+//! Shared helpers for the integration tests: where the reference fixtures (written by
+//! scripts/fixtures.py from HF `transformers`) and the real teacher live.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use destila::bert::Inputs;
+use tch::{Kind, Tensor};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixtures() -> PathBuf {
+    let dir = std::env::var_os("DESTILA_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/fixtures"));
+    assert!(
+        dir.join("DONE").is_file(),
+        "reference fixtures missing in {}: run `make fixtures` (or `make test`)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn teacher() -> PathBuf {
+    let dir = std::env::var_os("DESTILA_TEACHER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".cache/teachers/all-MiniLM-L6-v2"));
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "teacher missing in {}: run `make setup`",
+        dir.display()
+    );
+    dir
+}
+
+pub fn read(name: &str) -> HashMap<String, Tensor> {
+    let path = fixtures().join(name);
+    Tensor::read_safetensors(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_iter()
+        .collect()
+}
+
+pub fn inputs(t: &HashMap<String, Tensor>) -> Inputs {
+    Inputs {
+        input_ids: t["input_ids"].shallow_clone(),
+        attention_mask: t["attention_mask"].shallow_clone(),
+        token_type_ids: t["token_type_ids"].shallow_clone(),
+    }
+}
+
+pub fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size(), "shapes differ");
+    (a.to_kind(Kind::Double) - b.to_kind(Kind::Double))
+        .abs()
+        .max()
+        .double_value(&[])
+}
+
+pub fn destila() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_destila"))
+}
