@@ -1,0 +1,50 @@
+# The README's contract: `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export VIRTUAL_ENV := $(CURDIR)/.venv
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+# Build against the venv's PyTorch unless the caller points LIBTORCH at a libtorch.
+ifndef LIBTORCH
+export LIBTORCH_USE_PYTORCH := 1
+endif
+
+TEACHER := .cache/teachers/all-MiniLM-L6-v2
+BIN := target/release/destila
+FIXTURES := target/fixtures
+PY := .venv/bin/python
+
+.PHONY: help setup build fixtures test lint demo bench clean
+
+help:
+	@echo "make demo   set up, build, and run the default demonstration"
+	@echo "make test   set up and run every test (plus fmt and clippy)"
+	@echo "make bench  side-by-side benchmarks against transformers"
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	cargo build --release
+
+$(FIXTURES)/DONE: scripts/fixtures.py | setup
+	rm -rf $(FIXTURES)
+	$(PY) scripts/fixtures.py $(TEACHER) $(FIXTURES)
+
+fixtures: setup $(FIXTURES)/DONE
+
+lint: setup
+	cargo fmt --check
+	cargo clippy --release --all-targets -- -D warnings
+
+test: setup fixtures lint
+	scripts/test.sh
+
+demo: build
+	scripts/demo.sh
+
+bench: build
+	scripts/bench.sh
+
+clean:
+	cargo clean
