@@ -68,6 +68,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Writes a freshly initialised BERT (N(0, initializer_range)) from a config.json.
+    Init {
+        /// Output checkpoint folder.
+        out: PathBuf,
+        /// HF config.json giving the shape.
+        #[arg(long)]
+        config: PathBuf,
+        /// Heads to include: pooler + MLM + NSP (`all`), or none (`encoder`).
+        #[arg(long, value_enum, default_value_t = InitHeads::All)]
+        heads: InitHeads,
+        #[arg(long, default_value_t = 0)]
+        seed: i64,
+        /// Replace an existing folder.
+        #[arg(long)]
+        force: bool,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -111,6 +127,12 @@ enum BenchCommand {
         #[arg(long, default_value = "f32")]
         dtype: String,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum InitHeads {
+    All,
+    Encoder,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -229,6 +251,32 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 print!("{c}");
             }
+        }
+        Command::Init {
+            out,
+            config,
+            heads,
+            seed,
+            force,
+        } => {
+            if out.exists() && !force {
+                bail!(
+                    "{}: already exists (use --force to replace it)",
+                    out.display()
+                );
+            }
+            let cfg = destila::bert::BertConfig::from_file(&config)?;
+            tch::manual_seed(seed);
+            let heads = match heads {
+                InitHeads::All => Heads::ALL,
+                InitHeads::Encoder => Heads {
+                    pooler: true,
+                    ..Default::default()
+                },
+            };
+            let model = destila::bert::Model::random(&cfg, heads, tch::Device::Cpu);
+            bert::save(&model, &out)?;
+            println!("wrote {} ({})", out.display(), heads.architecture());
         }
         Command::Bench { what } => match what {
             BenchCommand::Forward {

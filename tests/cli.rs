@@ -120,3 +120,72 @@ fn errors_exit_non_zero_with_a_message() {
     let (ok, _, err) = run(&["contrast", t.to_str().unwrap(), "--word", "absent"]);
     assert!(!ok && err.contains("absent"), "{err}");
 }
+
+#[test]
+fn init_writes_a_loadable_random_model_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("random");
+    let cfg = common::fixtures().join("tiny-gelu/config.json");
+    let (ok, _, err) = run(&[
+        "init",
+        out.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, text, err) = run(&["inspect", out.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (v["mlm_head"].as_bool(), v["nsp_head"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let (ok, _, err) = run(&[
+        "init",
+        out.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("already exists"), "{err}");
+}
+
+#[test]
+fn doctor_reports_environment_and_cpu_parity() {
+    let (ok, out, err) = run(&[
+        "doctor",
+        "--model",
+        common::fixtures().join("tiny-gelu").to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["cuda_available"], false);
+    assert_eq!(lines[1]["max_abs_last_hidden"].as_f64(), Some(0.0));
+}
+
+#[test]
+fn bench_forward_prints_throughput() {
+    let (ok, out, err) = run(&[
+        "bench",
+        "forward",
+        common::fixtures().join("tiny-gelu").to_str().unwrap(),
+        "--batch",
+        "2",
+        "--seq-len",
+        "16",
+        "--iters",
+        "2",
+        "--warmup",
+        "0",
+        "--device",
+        "cpu",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["seconds"].as_array().unwrap().len(), 2);
+}
