@@ -3,7 +3,9 @@
 
 pub mod bench;
 pub mod bert;
+pub mod data;
 pub mod device;
+pub mod distill;
 pub mod doctor;
 pub mod embed;
 pub mod error;

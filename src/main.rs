@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use destila::bench::{forward_throughput, ForwardBench, MlmMode};
 use destila::bert::{self, Heads, LoadOptions};
+use destila::data::config::{Documents, InvalidUtf8, Sentences, TextOptions};
+use destila::distill::recipe::Recipe;
 use destila::embed::{cosine_matrix, Embedder, Pooling};
 use destila::eval::contrast;
 
@@ -68,6 +70,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The pretraining data pipeline: statistics, previews, the shard cache.
+    Data {
+        #[command(subcommand)]
+        what: DataCommand,
+    },
     /// Writes a freshly initialised BERT (N(0, initializer_range)) from a config.json.
     Init {
         /// Output checkpoint folder.
@@ -102,7 +109,46 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum DataCommand {
+    /// Documents, sentences, tokens and length histograms of text files, folders or globs.
+    Stats {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Checkpoint folder whose tokenizer counts the tokens.
+        #[arg(long, default_value = ".cache/teachers/all-MiniLM-L6-v2")]
+        tokenizer: PathBuf,
+        #[arg(long, value_enum, default_value_t = Documents::BlankLine)]
+        documents: Documents,
+        #[arg(long, value_enum, default_value_t = Sentences::Split)]
+        sentences: Sentences,
+        #[arg(long, value_enum, default_value_t = InvalidUtf8::Error)]
+        invalid_utf8: InvalidUtf8,
+        #[arg(long, default_value = ".cache/shards")]
+        cache_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decoded examples of a recipe's data: segments, NSP label, masked tokens.
+    Preview {
+        recipe: PathBuf,
+        #[arg(short = 'n', long, default_value_t = 5)]
+        n: usize,
+        /// Show validation examples instead of training ones.
+        #[arg(long)]
+        validation: bool,
+    },
+    /// Builds (or checks) a recipe's shard caches and prints their statistics.
+    Build { recipe: PathBuf },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
+    /// Tokenisation MB/s into a fresh shard cache, then batches/s from it; prints JSON.
+    Data {
+        recipe: PathBuf,
+        #[arg(long, default_value_t = 200)]
+        batches: usize,
+    },
     /// Forward throughput (tokens/s) of one model on random full-length batches; prints JSON.
     Forward {
         dir: PathBuf,
@@ -168,6 +214,80 @@ fn parse_kind(s: &str) -> Result<tch::Kind> {
         "f16" => tch::Kind::Half,
         _ => bail!("--dtype {s:?}: expected f32, bf16 or f16"),
     })
+}
+
+fn print_rss() {
+    if let Some(b) = destila::bench::peak_rss_bytes() {
+        eprintln!("peak RSS {:.1} MiB", b as f64 / (1 << 20) as f64);
+    }
+}
+
+fn data_command(what: DataCommand) -> Result<()> {
+    match what {
+        DataCommand::Stats {
+            paths,
+            tokenizer,
+            documents,
+            sentences,
+            invalid_utf8,
+            cache_dir,
+            json,
+        } => {
+            let tok = destila::tokenize::BertTokenizer::from_dir(&tokenizer)?;
+            let text = TextOptions {
+                documents,
+                sentences,
+                invalid_utf8,
+            };
+            let corpus =
+                destila::data::shards::open_or_build(&paths, &tok, &text, &cache_dir, "stats")?;
+            let s = destila::data::stats::stats(&corpus);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print!("{s}");
+            }
+            print_rss();
+        }
+        DataCommand::Preview {
+            recipe,
+            n,
+            validation,
+        } => {
+            let recipe = Recipe::from_file(&recipe)?;
+            let tok = recipe.tokenizer()?;
+            let sets = destila::data::prepare(&recipe.data, &tok)?;
+            let split = if validation {
+                sets.validation
+                    .context("the recipe has no validation data")?
+            } else {
+                sets.train
+            };
+            let opts = destila::data::loader_options(&recipe.data, &tok, 1, recipe.seed);
+            let mut loader =
+                destila::data::Loader::new(split.corpus, split.docs, opts, Default::default());
+            println!("masked tokens are shown as {{shown/original}}");
+            for i in 0..n {
+                let Some(items) = loader.next_items() else {
+                    break;
+                };
+                print!("{}", destila::data::preview::render(i + 1, &items[0], &tok));
+            }
+        }
+        DataCommand::Build { recipe } => {
+            let recipe = Recipe::from_file(&recipe)?;
+            let tok = recipe.tokenizer()?;
+            let sets = destila::data::prepare(&recipe.data, &tok)?;
+            println!("train ({} documents)", sets.train.docs.len());
+            print!("{}", destila::data::stats::stats(&sets.train.corpus));
+            if let Some(v) = sets.validation {
+                println!("validation ({} documents)", v.docs.len());
+                print!("{}", destila::data::stats::stats(&v.corpus));
+            }
+            print_rss();
+        }
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -278,7 +398,16 @@ fn run(cli: Cli) -> Result<()> {
             bert::save(&model, &out)?;
             println!("wrote {} ({})", out.display(), heads.architecture());
         }
+        Command::Data { what } => data_command(what)?,
         Command::Bench { what } => match what {
+            BenchCommand::Data { recipe, batches } => {
+                let recipe = Recipe::from_file(&recipe)?;
+                let scratch =
+                    std::env::temp_dir().join(format!("destila-bench-{}", std::process::id()));
+                let r = destila::bench::data_throughput(&recipe, &scratch, batches);
+                let _ = std::fs::remove_dir_all(&scratch);
+                println!("{}", serde_json::to_string(&r?)?);
+            }
             BenchCommand::Forward {
                 dir,
                 batch,

@@ -16,6 +16,13 @@ use tokenizers::{
 use crate::bert::Inputs;
 use crate::error::{Error, Result};
 
+/// SHA-256 of a file's bytes, hex.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(format!("{:x}", sha2::Sha256::digest(&bytes)))
+}
+
 /// One input: a single text or a pair (segment A, segment B).
 #[derive(Debug, Clone, Copy)]
 pub enum Text<'a> {
@@ -24,7 +31,12 @@ pub enum Text<'a> {
 }
 
 pub struct BertTokenizer {
+    /// Truncates longest-first at `max_len`.
     inner: Tokenizer,
+    /// The same without truncation, for word pieces of corpus text.
+    plain: Tokenizer,
+    /// SHA-256 of the files that define the tokenizer (for caches built with it).
+    fingerprint: String,
     source: PathBuf,
     pub pad_id: u32,
     pub cls_id: u32,
@@ -162,7 +174,10 @@ impl BertTokenizer {
                 Error::tokenizer(path, format!("special token {t} is not in the vocabulary"))
             })
         };
+        let fingerprint = file_sha256(path)?;
         Ok(BertTokenizer {
+            plain: inner.clone(),
+            fingerprint,
             pad_id: id("[PAD]")?,
             unk_id: id("[UNK]")?,
             cls_id: id("[CLS]")?,
@@ -233,14 +248,58 @@ impl BertTokenizer {
     /// Word pieces without special tokens and without truncation.
     pub fn word_pieces(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self
-            .inner
+            .plain
             .encode(text, false)
             .map_err(|e| Error::tokenizer(&self.source, e.to_string()))?;
-        let mut ids = enc.get_ids().to_vec();
-        for o in enc.get_overflowing() {
-            ids.extend_from_slice(o.get_ids());
-        }
-        Ok(ids)
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Word pieces of many texts at once (in parallel where the `tokenizers` crate can).
+    pub fn word_pieces_batch(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        let encs = self
+            .plain
+            .encode_batch(texts.to_vec(), false)
+            .map_err(|e| Error::tokenizer(&self.source, e.to_string()))?;
+        Ok(encs.into_iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
+    /// Identifies the tokenizer's defining files, for caches of its output.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Whether each id is a word-piece continuation ("##…"), for whole-word masking.
+    pub fn continuation_table(&self) -> Vec<bool> {
+        let n = self.vocab_size();
+        (0..n as u32)
+            .map(|id| {
+                self.inner
+                    .id_to_token(id)
+                    .is_some_and(|t| t.starts_with("##"))
+            })
+            .collect()
+    }
+
+    /// Ids of the special tokens ([PAD], [UNK], [CLS], [SEP], [MASK]).
+    pub fn special_ids(&self) -> [u32; 5] {
+        [
+            self.pad_id,
+            self.unk_id,
+            self.cls_id,
+            self.sep_id,
+            self.mask_id,
+        ]
+    }
+
+    /// Decodes ids to tokens, one string a token.
+    pub fn tokens(&self, ids: &[u32]) -> Vec<String> {
+        ids.iter()
+            .map(|&id| {
+                self.inner
+                    .id_to_token(id)
+                    .unwrap_or_else(|| format!("<{id}>"))
+            })
+            .collect()
     }
 
     /// Encodes a batch, padded to its longest sequence.

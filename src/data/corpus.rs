@@ -1,0 +1,251 @@
+//! Raw text to documents of sentences, streaming: a file is read in lines of bounded length,
+//! so memory stays bounded whatever the corpus size (a `documents: file` document is held
+//! whole, by definition).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use super::config::{Documents, InvalidUtf8, Sentences, TextOptions};
+use super::sentences;
+use crate::error::{Error, Result};
+
+/// Longest piece of a line handled at once; longer lines are cut at a space (or a character
+/// boundary) and the pieces treated as one wrapped line.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Expands files, folders (recursively, sorted, hidden entries skipped) and glob patterns.
+pub fn expand(patterns: &[String]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for pat in patterns {
+        let p = Path::new(pat);
+        if p.is_file() {
+            out.push(p.to_path_buf());
+        } else if p.is_dir() {
+            walk(p, &mut out)?;
+        } else if pat.contains(['*', '?', '[']) {
+            let matches =
+                glob::glob(pat).map_err(|e| Error::Invalid(format!("pattern {pat:?}: {e}")))?;
+            let mut found: Vec<PathBuf> = Vec::new();
+            for m in matches {
+                let m = m.map_err(|e| {
+                    Error::io(e.path().to_path_buf(), std::io::Error::other(e.to_string()))
+                })?;
+                if m.is_file() {
+                    found.push(m);
+                } else if m.is_dir() {
+                    walk(&m, &mut found)?;
+                }
+            }
+            if found.is_empty() {
+                return Err(Error::Invalid(format!("pattern {pat:?} matches no file")));
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            return Err(Error::io(
+                p,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+            ));
+        }
+    }
+    out.dedup();
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if p.is_file() {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Reads lines of at most MAX_LINE_BYTES, tracking the byte offset for error messages.
+struct Lines<R> {
+    reader: R,
+    path: PathBuf,
+    offset: u64,
+    invalid: InvalidUtf8,
+    buf: Vec<u8>,
+    /// The tail of a line cut at the length limit, handed to the next call.
+    carry: Vec<u8>,
+}
+
+impl<R: BufRead> Lines<R> {
+    /// The next line (without its end-of-line), or None at the end of the file.
+    fn next_line(&mut self) -> Result<Option<String>> {
+        self.buf.clear();
+        self.buf.append(&mut self.carry);
+        let start = self.offset - self.buf.len() as u64;
+        let mut cut = false;
+        loop {
+            let available = self
+                .reader
+                .fill_buf()
+                .map_err(|e| Error::io(&self.path, e))?;
+            if available.is_empty() {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                break;
+            }
+            let room = MAX_LINE_BYTES.saturating_sub(self.buf.len());
+            let window = &available[..available.len().min(room)];
+            if let Some(i) = window.iter().position(|&b| b == b'\n') {
+                self.buf.extend_from_slice(&window[..i]);
+                self.reader.consume(i + 1);
+                self.offset += (i + 1) as u64;
+                break;
+            }
+            let n = window.len();
+            self.buf.extend_from_slice(window);
+            self.reader.consume(n);
+            self.offset += n as u64;
+            if self.buf.len() >= MAX_LINE_BYTES {
+                cut = true;
+                break;
+            }
+        }
+        if cut {
+            // Cut at the last space, else at the last character boundary.
+            let at = match self.buf.iter().rposition(|&b| b == b' ') {
+                Some(i) if i > 0 => i,
+                _ => self
+                    .buf
+                    .iter()
+                    .rposition(|&b| b & 0xC0 != 0x80)
+                    .filter(|&i| i > 0)
+                    .unwrap_or(self.buf.len()),
+            };
+            self.carry = self.buf.split_off(at);
+        }
+        if let Some(i) = self.buf.iter().position(|&b| b == 0) {
+            return Err(Error::Invalid(format!(
+                "{}: byte offset {}: NUL byte, this looks like a binary file, not text",
+                self.path.display(),
+                start + i as u64
+            )));
+        }
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        let bytes = std::mem::take(&mut self.buf);
+        match String::from_utf8(bytes) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) => match self.invalid {
+                InvalidUtf8::Error => {
+                    let valid = e.utf8_error().valid_up_to();
+                    Err(Error::Invalid(format!(
+                        "{}: byte offset {}: invalid UTF-8 (set data.invalid_utf8: replace to replace such bytes)",
+                        self.path.display(),
+                        start + valid as u64
+                    )))
+                }
+                InvalidUtf8::Replace => {
+                    Ok(Some(String::from_utf8_lossy(e.as_bytes()).into_owned()))
+                }
+            },
+        }
+    }
+}
+
+/// Counts of what was read from one file.
+#[derive(Debug, Default, Clone)]
+pub struct FileSummary {
+    pub bytes: u64,
+    pub documents: u64,
+}
+
+/// Reads one file and calls `emit` with each document (its sentences, non-empty).
+pub fn read_documents(
+    path: &Path,
+    opts: &TextOptions,
+    mut emit: impl FnMut(Vec<String>) -> Result<()>,
+) -> Result<FileSummary> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut lines = Lines {
+        reader: BufReader::with_capacity(1 << 16, file),
+        path: path.to_path_buf(),
+        offset: 0,
+        invalid: opts.invalid_utf8,
+        buf: Vec::new(),
+        carry: Vec::new(),
+    };
+    let mut summary = FileSummary::default();
+    let mut paragraph: Vec<String> = Vec::new();
+    let mut document: Vec<String> = Vec::new();
+
+    let sentences_of = |lines: &[String]| -> Vec<String> {
+        match opts.sentences {
+            Sentences::Line => lines
+                .iter()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect(),
+            Sentences::Split => {
+                let joined = lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+                sentences::split(&joined)
+            }
+        }
+    };
+    let mut flush = |doc: &mut Vec<String>, summary: &mut FileSummary| -> Result<()> {
+        if !doc.is_empty() {
+            summary.documents += 1;
+            emit(std::mem::take(doc))?;
+        }
+        Ok(())
+    };
+
+    while let Some(line) = lines.next_line()? {
+        let blank = line.trim().is_empty();
+        match opts.documents {
+            Documents::Line => {
+                if !blank {
+                    let mut doc = sentences_of(std::slice::from_ref(&line));
+                    flush(&mut doc, &mut summary)?;
+                }
+            }
+            Documents::BlankLine | Documents::File => {
+                if blank {
+                    document.extend(sentences_of(&paragraph));
+                    paragraph.clear();
+                    if opts.documents == Documents::BlankLine {
+                        flush(&mut document, &mut summary)?;
+                    }
+                } else {
+                    paragraph.push(line);
+                }
+            }
+        }
+    }
+    document.extend(sentences_of(&paragraph));
+    flush(&mut document, &mut summary)?;
+    summary.bytes = lines.offset;
+    Ok(summary)
+}
+
+/// Reads the first bytes of `path` to refuse binary files early and clearly.
+pub fn check_text_file(path: &Path) -> Result<()> {
+    let mut head = [0u8; 8192];
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let n = f.read(&mut head).map_err(|e| Error::io(path, e))?;
+    if let Some(i) = head[..n].iter().position(|&b| b == 0) {
+        return Err(Error::Invalid(format!(
+            "{}: byte offset {i}: NUL byte, this looks like a binary file, not text",
+            path.display()
+        )));
+    }
+    Ok(())
+}

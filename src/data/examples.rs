@@ -1,0 +1,134 @@
+//! NSP examples made as BERT's `create_pretraining_data.py` (google-research/bert,
+//! `create_instances_from_document`) made them: consecutive sentences packed up to
+//! `max_seq_len - 3` tokens (a shorter target with `short_seq_prob`), split at a random
+//! sentence boundary into A and B; B replaced by text from another document (NotNext) with
+//! `nsp_probability`; longest-first truncation from a random end.
+//!
+//! One change: BERT forces NotNext when a chunk holds a single sentence, which tilts the
+//! labels towards NotNext on corpora of short documents. Here such a chunk, when the coin
+//! says IsNext, is split inside the sentence, so B is still the true continuation and the
+//! label ratio stays at `nsp_probability`.
+
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use super::shards::Corpus;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    pub a: Vec<u32>,
+    pub b: Vec<u32>,
+    /// NotNext: B comes from another document.
+    pub is_random_next: bool,
+}
+
+impl Example {
+    /// Tokens with [CLS] A [SEP] B [SEP].
+    pub fn len(&self) -> usize {
+        self.a.len() + self.b.len() + 3
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ExampleParams {
+    pub max_seq_len: usize,
+    pub short_seq_prob: f64,
+    pub nsp_probability: f64,
+}
+
+/// Removes tokens from the longer segment, from its front or back at random, until the
+/// pair fits (BERT's `truncate_seq_pair`).
+pub fn truncate_pair(a: &mut Vec<u32>, b: &mut Vec<u32>, max_tokens: usize, rng: &mut StdRng) {
+    while a.len() + b.len() > max_tokens {
+        let longer = if a.len() > b.len() { &mut *a } else { &mut *b };
+        if rng.random::<f64>() < 0.5 {
+            longer.remove(0);
+        } else {
+            longer.pop();
+        }
+    }
+}
+
+/// Appends the examples of document `docs[pos]` to `out`. `docs` are the documents NotNext
+/// segments may be drawn from.
+pub fn from_document(
+    corpus: &Corpus,
+    docs: &[u32],
+    pos: usize,
+    p: &ExampleParams,
+    rng: &mut StdRng,
+    out: &mut Vec<Example>,
+) {
+    let doc = docs[pos] as usize;
+    let n = corpus.num_sentences(doc);
+    let max_tokens = p.max_seq_len - 3;
+    let mut target = max_tokens;
+    if rng.random::<f64>() < p.short_seq_prob {
+        target = rng.random_range(2..=max_tokens);
+    }
+    let mut chunk: Vec<Vec<u32>> = Vec::new();
+    let mut chunk_len = 0usize;
+    let mut i = 0usize;
+    while i < n {
+        let mut s = Vec::new();
+        corpus.sentence(doc, i, &mut s);
+        chunk_len += s.len();
+        chunk.push(s);
+        if i == n - 1 || chunk_len >= target {
+            let a_end = if chunk.len() >= 2 {
+                rng.random_range(1..chunk.len())
+            } else {
+                1
+            };
+            let mut a: Vec<u32> = chunk[..a_end].concat();
+            let mut b: Vec<u32> = Vec::new();
+            let coin = rng.random::<f64>() < p.nsp_probability;
+            let can_draw = docs.len() > 1;
+            let is_random_next;
+            if (coin || (chunk.len() == 1 && a.len() < 2)) && can_draw {
+                is_random_next = true;
+                let target_b = target.saturating_sub(a.len()).max(1);
+                let mut other = doc;
+                for _ in 0..10 {
+                    other = docs[rng.random_range(0..docs.len())] as usize;
+                    if other != doc {
+                        break;
+                    }
+                }
+                let m = corpus.num_sentences(other);
+                let start = rng.random_range(0..m);
+                for j in start..m {
+                    corpus.sentence(other, j, &mut b);
+                    if b.len() >= target_b {
+                        break;
+                    }
+                }
+                // The unused sentences of this chunk are revisited.
+                i -= chunk.len() - a_end;
+            } else {
+                is_random_next = false;
+                if chunk.len() >= 2 {
+                    b = chunk[a_end..].concat();
+                } else if a.len() >= 2 {
+                    let k = rng.random_range(1..a.len());
+                    b = a.split_off(k);
+                }
+            }
+            truncate_pair(&mut a, &mut b, max_tokens, rng);
+            if !a.is_empty() && !b.is_empty() {
+                out.push(Example {
+                    a,
+                    b,
+                    is_random_next,
+                });
+            }
+            chunk.clear();
+            chunk_len = 0;
+        }
+        i += 1;
+    }
+}

@@ -1,0 +1,3 @@
+//! Distillation: recipes (and, to come, losses, the trainer, checkpoints).
+
+pub mod recipe;
