@@ -27,9 +27,7 @@ pub fn expand(patterns: &[String]) -> Result<Vec<PathBuf>> {
                 glob::glob(pat).map_err(|e| Error::Invalid(format!("pattern {pat:?}: {e}")))?;
             let mut found: Vec<PathBuf> = Vec::new();
             for m in matches {
-                let m = m.map_err(|e| {
-                    Error::io(e.path().to_path_buf(), std::io::Error::other(e.to_string()))
-                })?;
+                let m = m.map_err(|e| Error::io(e.path(), std::io::Error::other(e.to_string())))?;
                 if m.is_file() {
                     found.push(m);
                 } else if m.is_dir() {

@@ -4,6 +4,10 @@
 //! sentence boundary into A and B; B replaced by text from another document (NotNext) with
 //! `nsp_probability`; longest-first truncation from a random end.
 //!
+//! Sentences longer than `max_seq_len - 3` tokens are taken as several consecutive
+//! segments of at most that length (BERT would truncate them), so a text without sentence
+//! punctuation, even one enormous line, still yields examples throughout.
+//!
 //! One change: BERT forces NotNext when a chunk holds a single sentence, which tilts the
 //! labels towards NotNext on corpora of short documents. Here such a chunk, when the coin
 //! says IsNext, is split inside the sentence, so B is still the true continuation and the
@@ -41,16 +45,44 @@ pub struct ExampleParams {
 }
 
 /// Removes tokens from the longer segment, from its front or back at random, until the
-/// pair fits (BERT's `truncate_seq_pair`).
+/// pair fits (BERT's `truncate_seq_pair`; the removals are counted first and applied once).
 pub fn truncate_pair(a: &mut Vec<u32>, b: &mut Vec<u32>, max_tokens: usize, rng: &mut StdRng) {
-    while a.len() + b.len() > max_tokens {
-        let longer = if a.len() > b.len() { &mut *a } else { &mut *b };
-        if rng.random::<f64>() < 0.5 {
-            longer.remove(0);
+    let (mut la, mut lb) = (a.len(), b.len());
+    let (mut a_front, mut b_front) = (0usize, 0usize);
+    while la + lb > max_tokens {
+        let front = rng.random::<f64>() < 0.5;
+        if la > lb {
+            la -= 1;
+            a_front += front as usize;
         } else {
-            longer.pop();
+            lb -= 1;
+            b_front += front as usize;
         }
     }
+    for (v, keep, front) in [(a, la, a_front), (b, lb, b_front)] {
+        v.drain(..front);
+        v.truncate(keep);
+    }
+}
+
+/// A document's segments: (sentence, first token, end token), sentences longer than
+/// `max_tokens` cut into consecutive pieces.
+fn segments(corpus: &Corpus, doc: usize, max_tokens: usize) -> Vec<(u32, u32, u32)> {
+    let mut out = Vec::with_capacity(corpus.num_sentences(doc));
+    for i in 0..corpus.num_sentences(doc) {
+        let len = corpus.sentence_len(doc, i);
+        let mut start = 0;
+        while start < len {
+            let end = (start + max_tokens).min(len);
+            out.push((i as u32, start as u32, end as u32));
+            start = end;
+        }
+    }
+    out
+}
+
+fn fetch(corpus: &Corpus, doc: usize, seg: (u32, u32, u32), out: &mut Vec<u32>) {
+    corpus.sentence_part(doc, seg.0 as usize, seg.1 as usize, seg.2 as usize, out);
 }
 
 /// Appends the examples of document `docs[pos]` to `out`. `docs` are the documents NotNext
@@ -64,8 +96,9 @@ pub fn from_document(
     out: &mut Vec<Example>,
 ) {
     let doc = docs[pos] as usize;
-    let n = corpus.num_sentences(doc);
     let max_tokens = p.max_seq_len - 3;
+    let segs = segments(corpus, doc, max_tokens);
+    let n = segs.len();
     let mut target = max_tokens;
     if rng.random::<f64>() < p.short_seq_prob {
         target = rng.random_range(2..=max_tokens);
@@ -75,7 +108,7 @@ pub fn from_document(
     let mut i = 0usize;
     while i < n {
         let mut s = Vec::new();
-        corpus.sentence(doc, i, &mut s);
+        fetch(corpus, doc, segs[i], &mut s);
         chunk_len += s.len();
         chunk.push(s);
         if i == n - 1 || chunk_len >= target {
@@ -99,10 +132,10 @@ pub fn from_document(
                         break;
                     }
                 }
-                let m = corpus.num_sentences(other);
-                let start = rng.random_range(0..m);
-                for j in start..m {
-                    corpus.sentence(other, j, &mut b);
+                let other_segs = segments(corpus, other, max_tokens);
+                let start = rng.random_range(0..other_segs.len());
+                for &seg in &other_segs[start..] {
+                    fetch(corpus, other, seg, &mut b);
                     if b.len() >= target_b {
                         break;
                     }

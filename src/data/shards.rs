@@ -167,9 +167,23 @@ impl Corpus {
 
     /// Appends the ids of sentence `i` of document `doc` to `out`.
     pub fn sentence(&self, doc: usize, i: usize, out: &mut Vec<u32>) {
+        self.sentence_part(doc, i, 0, usize::MAX, out)
+    }
+
+    /// Appends tokens [start, end) (clamped) of sentence `i` of document `doc` to `out`.
+    pub fn sentence_part(
+        &self,
+        doc: usize,
+        i: usize,
+        start: usize,
+        end: usize,
+        out: &mut Vec<u32>,
+    ) {
         let (shard, local) = self.locate(doc);
         let (a, _) = Self::sentence_range(shard, local);
-        let (t0, t1) = Self::token_range(shard, a + i);
+        let (s0, s1) = Self::token_range(shard, a + i);
+        let t0 = (s0 + start).min(s1);
+        let t1 = s0.saturating_add(end).min(s1).max(t0);
         match self.manifest.id_bytes {
             2 => out.extend(
                 shard.tokens[t0 * 2..t1 * 2]

@@ -1,0 +1,636 @@
+//! The data pipeline on the shipped Austen corpus and on files made here: masking and NSP
+//! statistics, limits, determinism, the shard cache, and bad input.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use destila::data::config::{Documents, InvalidUtf8, Sentences, TextOptions};
+use destila::data::examples::{from_document, truncate_pair, ExampleParams};
+use destila::data::{self, shards, Batch, Cursor, DataConfig, Loader, LoaderOptions};
+use destila::tokenize::BertTokenizer;
+use rand::SeedableRng;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tokenizer() -> BertTokenizer {
+    BertTokenizer::from_dir(common::teacher()).unwrap()
+}
+
+fn austen_config(cache: &Path) -> DataConfig {
+    let yaml = format!(
+        "train: [{}]\ncache_dir: {}\n",
+        root().join("data/austen/train").display(),
+        cache.display()
+    );
+    serde_yaml::from_str(&yaml).unwrap()
+}
+
+fn options(cfg: &DataConfig, tok: &BertTokenizer, batch: usize, seed: u64) -> LoaderOptions {
+    data::loader_options(cfg, tok, batch, seed)
+}
+
+fn loader(
+    cfg: &DataConfig,
+    tok: &BertTokenizer,
+    batch: usize,
+    seed: u64,
+    cursor: Cursor,
+) -> Loader {
+    let sets = data::prepare(cfg, tok).unwrap();
+    Loader::new(
+        sets.train.corpus,
+        sets.train.docs,
+        options(cfg, tok, batch, seed),
+        cursor,
+    )
+}
+
+fn ids(t: &tch::Tensor) -> Vec<i64> {
+    Vec::try_from(t.flatten(0, -1)).unwrap()
+}
+
+#[test]
+fn masking_proportions_and_nsp_ratio_within_statistical_bounds() {
+    let cache = tempfile::tempdir().unwrap();
+    let tok = tokenizer();
+    let cfg = austen_config(cache.path());
+    let mut l = loader(&cfg, &tok, 64, 7, Cursor::default());
+    let specials: Vec<i64> = tok.special_ids().iter().map(|&i| i as i64).collect();
+    let (mut candidates, mut masked, mut as_mask, mut kept, mut random) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut examples, mut not_next) = (0u64, 0u64);
+    while candidates < 200_000 {
+        let b: Batch = l.next_batch().unwrap();
+        let input = ids(&b.inputs.input_ids);
+        let labels = ids(&b.labels);
+        let attn = ids(&b.inputs.attention_mask);
+        for i in 0..input.len() {
+            let original = if labels[i] >= 0 { labels[i] } else { input[i] };
+            if attn[i] == 1 && !specials.contains(&original) {
+                candidates += 1;
+            }
+            if labels[i] >= 0 {
+                assert!(!specials.contains(&labels[i]), "a special token was masked");
+                assert_eq!(attn[i], 1, "padding was masked");
+                masked += 1;
+                if input[i] == tok.mask_id as i64 {
+                    as_mask += 1;
+                } else if input[i] == labels[i] {
+                    kept += 1;
+                } else {
+                    random += 1;
+                    assert!(
+                        !specials.contains(&input[i]),
+                        "a special token was inserted"
+                    );
+                }
+            }
+        }
+        // The flat index and labels agree with the [b, len] labels.
+        let pos = ids(&b.masked_positions);
+        let ml = ids(&b.masked_labels);
+        assert_eq!(
+            pos.len() as u64,
+            labels.iter().filter(|&&x| x >= 0).count() as u64
+        );
+        for (p, l) in pos.iter().zip(&ml) {
+            assert_eq!(labels[*p as usize], *l);
+        }
+        let nsp = ids(&b.nsp_labels);
+        examples += nsp.len() as u64;
+        not_next += nsp.iter().sum::<i64>() as u64;
+    }
+    let frac = masked as f64 / candidates as f64;
+    // Rounding per sequence (round(n * 0.15), at least one) keeps this very close to 0.15.
+    assert!((frac - 0.15).abs() < 0.005, "masked fraction {frac}");
+    let m = masked as f64;
+    // Binomial bounds, more than 5 standard deviations at these counts.
+    let sd = |p: f64| 5.0 * (p * (1.0 - p) / m).sqrt();
+    assert!(
+        (as_mask as f64 / m - 0.8).abs() < sd(0.8),
+        "[MASK] share {}",
+        as_mask as f64 / m
+    );
+    assert!(
+        (kept as f64 / m - 0.1).abs() < sd(0.1),
+        "kept share {}",
+        kept as f64 / m
+    );
+    // A random draw can hit the original id (1 in ~30k): negligible.
+    assert!(
+        (random as f64 / m - 0.1).abs() < sd(0.1),
+        "random share {}",
+        random as f64 / m
+    );
+    let ratio = not_next as f64 / examples as f64;
+    let sd_nsp = 5.0 * (0.25 / examples as f64).sqrt();
+    assert!(
+        (ratio - 0.5).abs() < sd_nsp,
+        "NotNext ratio {ratio} over {examples}"
+    );
+}
+
+#[test]
+fn lengths_never_exceed_the_limit() {
+    let cache = tempfile::tempdir().unwrap();
+    let tok = tokenizer();
+    for max in [16usize, 64, 128] {
+        let mut cfg = austen_config(cache.path());
+        cfg.max_seq_len = max;
+        let mut l = loader(&cfg, &tok, 32, 1, Cursor::default());
+        let mut longest = 0;
+        for _ in 0..50 {
+            let b = l.next_batch().unwrap();
+            let lens = b
+                .inputs
+                .attention_mask
+                .sum_dim_intlist(1, false, tch::Kind::Int64);
+            longest = longest.max(lens.max().int64_value(&[]) as usize);
+            assert!(b.inputs.seq_len() as usize <= max);
+        }
+        assert!(
+            longest <= max && longest > max / 2,
+            "max {max}: longest {longest}"
+        );
+    }
+}
+
+#[test]
+fn same_seed_same_batches_and_each_epoch_reshuffles() {
+    let cache = tempfile::tempdir().unwrap();
+    let tok = tokenizer();
+    let cfg = austen_config(cache.path());
+    let mut a = loader(&cfg, &tok, 16, 3, Cursor::default());
+    let mut b = loader(&cfg, &tok, 16, 3, Cursor::default());
+    let mut c = loader(&cfg, &tok, 16, 4, Cursor::default());
+    let mut differs = false;
+    for _ in 0..10 {
+        let (x, y, z) = (
+            a.next_batch().unwrap(),
+            b.next_batch().unwrap(),
+            c.next_batch().unwrap(),
+        );
+        assert!(x.inputs.input_ids.equal(&y.inputs.input_ids));
+        assert!(x.labels.equal(&y.labels));
+        assert!(x.nsp_labels.equal(&y.nsp_labels));
+        differs |= x.inputs.input_ids.size() != z.inputs.input_ids.size()
+            || !x.inputs.input_ids.equal(&z.inputs.input_ids);
+    }
+    assert!(differs, "another seed must give other batches");
+    let e0 = loader(
+        &cfg,
+        &tok,
+        16,
+        3,
+        Cursor {
+            epoch: 0,
+            batches: 0,
+        },
+    )
+    .next_batch()
+    .unwrap();
+    let e1 = loader(
+        &cfg,
+        &tok,
+        16,
+        3,
+        Cursor {
+            epoch: 1,
+            batches: 0,
+        },
+    )
+    .next_batch()
+    .unwrap();
+    assert!(
+        e0.inputs.input_ids.size() != e1.inputs.input_ids.size()
+            || !e0.inputs.input_ids.equal(&e1.inputs.input_ids)
+    );
+}
+
+#[test]
+fn a_loader_built_at_a_cursor_continues_exactly() {
+    let cache = tempfile::tempdir().unwrap();
+    let tok = tokenizer();
+    let mut cfg = austen_config(cache.path());
+    cfg.length_bucketing = 4;
+    let mut a = loader(&cfg, &tok, 8, 5, Cursor::default());
+    for _ in 0..13 {
+        a.next_batch().unwrap();
+    }
+    let cursor = a.cursor();
+    assert_eq!(
+        cursor,
+        Cursor {
+            epoch: 0,
+            batches: 13
+        }
+    );
+    let mut b = loader(&cfg, &tok, 8, 5, cursor);
+    for _ in 0..5 {
+        let (x, y) = (a.next_batch().unwrap(), b.next_batch().unwrap());
+        assert!(x.inputs.input_ids.equal(&y.inputs.input_ids));
+        assert!(x.labels.equal(&y.labels));
+    }
+}
+
+#[test]
+fn epochs_roll_over_and_length_bucketing_groups_similar_lengths() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = tokenizer();
+    let f = dir.path().join("small.txt");
+    let text: String = (0..40)
+        .map(|i| {
+            format!("Paragraph {i} has a first sentence. And then a second one follows it.\n\n")
+        })
+        .collect();
+    std::fs::write(&f, text).unwrap();
+    let yaml = format!(
+        "train: [{}]\ncache_dir: {}\nlength_bucketing: 8\n",
+        f.display(),
+        dir.path().join("cache").display()
+    );
+    let cfg: DataConfig = serde_yaml::from_str(&yaml).unwrap();
+    let mut l = loader(&cfg, &tok, 4, 1, Cursor::default());
+    let mut epochs = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        assert!(l.next_batch().is_some());
+        epochs.insert(l.cursor().epoch);
+    }
+    assert!(epochs.len() >= 2, "{epochs:?}");
+}
+
+#[test]
+fn whole_word_masking_masks_every_piece_of_a_word() {
+    let cache = tempfile::tempdir().unwrap();
+    let tok = tokenizer();
+    let mut cfg = austen_config(cache.path());
+    cfg.whole_word_masking = true;
+    let cont = tok.continuation_table();
+    let mut l = loader(&cfg, &tok, 32, 2, Cursor::default());
+    let mut pieces_seen = 0;
+    for _ in 0..30 {
+        let b = l.next_batch().unwrap();
+        let labels = ids(&b.labels);
+        let input = ids(&b.inputs.input_ids);
+        let original: Vec<i64> = input
+            .iter()
+            .zip(&labels)
+            .map(|(&i, &l)| if l >= 0 { l } else { i })
+            .collect();
+        let len = b.inputs.seq_len() as usize;
+        for i in 0..original.len() {
+            if i % len == 0 || tok.special_ids().contains(&(original[i - 1] as u32)) {
+                continue;
+            }
+            if cont[original[i] as usize] {
+                // A continuation piece is masked exactly when the piece before it is.
+                assert_eq!(labels[i] >= 0, labels[i - 1] >= 0, "word split by masking");
+                pieces_seen += (labels[i] >= 0) as usize;
+            }
+        }
+    }
+    assert!(pieces_seen > 20);
+}
+
+#[test]
+fn examples_are_contiguous_spans_of_their_document() {
+    let cache = tempfile::tempdir().unwrap();
+    let tok = tokenizer();
+    let cfg = austen_config(cache.path());
+    let sets = data::prepare(&cfg, &tok).unwrap();
+    let corpus = &sets.train.corpus;
+    let docs = &sets.train.docs;
+    let p = ExampleParams {
+        max_seq_len: 64,
+        short_seq_prob: 0.1,
+        nsp_probability: 0.5,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let contains = |hay: &[u32], needle: &[u32]| hay.windows(needle.len()).any(|w| w == needle);
+    let (mut is_next, mut not_next) = (0, 0);
+    for pos in (0..docs.len()).step_by(7) {
+        let doc = docs[pos] as usize;
+        let mut all = Vec::new();
+        for i in 0..corpus.num_sentences(doc) {
+            corpus.sentence(doc, i, &mut all);
+        }
+        let mut out = Vec::new();
+        from_document(corpus, docs, pos, &p, &mut rng, &mut out);
+        for x in out {
+            assert!(x.a.len() + x.b.len() <= 61);
+            assert!(!x.a.is_empty() && !x.b.is_empty());
+            assert!(contains(&all, &x.a), "A is not from its document");
+            if !x.is_random_next {
+                is_next += 1;
+                assert!(
+                    contains(&all, &x.b),
+                    "IsNext B is not from the same document"
+                );
+                if x.a.len() + x.b.len() < 61 {
+                    // Not truncated: B is exactly what follows A.
+                    let mut ab = x.a.clone();
+                    ab.extend_from_slice(&x.b);
+                    assert!(contains(&all, &ab), "IsNext B does not continue A");
+                }
+            } else {
+                not_next += 1;
+            }
+        }
+    }
+    assert!(is_next > 100 && not_next > 100, "{is_next} {not_next}");
+}
+
+#[test]
+fn truncate_pair_trims_the_longer_segment() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let mut a: Vec<u32> = (0..10).collect();
+    let mut b: Vec<u32> = (100..103).collect();
+    truncate_pair(&mut a, &mut b, 8, &mut rng);
+    assert_eq!((a.len(), b.len()), (5, 3));
+    let mut a: Vec<u32> = (0..6).collect();
+    let mut b: Vec<u32> = (100..106).collect();
+    truncate_pair(&mut a, &mut b, 8, &mut rng);
+    assert_eq!((a.len(), b.len()), (4, 4));
+}
+
+fn text_opts(documents: Documents, sentences: Sentences) -> TextOptions {
+    TextOptions {
+        documents,
+        sentences,
+        invalid_utf8: InvalidUtf8::Error,
+    }
+}
+
+fn build(files: &[&Path], opts: &TextOptions, cache: &Path) -> destila::Result<shards::Corpus> {
+    let pats: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    shards::open_or_build(&pats, &tokenizer(), opts, cache, "t")
+}
+
+#[test]
+fn document_and_sentence_modes_and_wrapped_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.txt");
+    std::fs::write(&f, "First sentence of one\nwrapped paragraph. Second sentence.\n\nAnother paragraph here.\nStill it.\n").unwrap();
+    let cache = dir.path().join("cache");
+    let c = build(
+        &[&f],
+        &text_opts(Documents::BlankLine, Sentences::Split),
+        &cache,
+    )
+    .unwrap();
+    assert_eq!((c.manifest.documents, c.manifest.sentences), (2, 4));
+    let mut s = Vec::new();
+    c.sentence(0, 0, &mut s);
+    assert_eq!(
+        s,
+        tokenizer()
+            .word_pieces("First sentence of one wrapped paragraph.")
+            .unwrap()
+    );
+    let c = build(&[&f], &text_opts(Documents::File, Sentences::Split), &cache).unwrap();
+    assert_eq!((c.manifest.documents, c.manifest.sentences), (1, 4));
+    let c = build(&[&f], &text_opts(Documents::Line, Sentences::Split), &cache).unwrap();
+    assert_eq!((c.manifest.documents, c.manifest.sentences), (4, 5));
+    let c = build(
+        &[&f],
+        &text_opts(Documents::BlankLine, Sentences::Line),
+        &cache,
+    )
+    .unwrap();
+    assert_eq!((c.manifest.documents, c.manifest.sentences), (2, 4));
+}
+
+#[test]
+fn shard_cache_is_reused_and_rebuilt_when_inputs_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.txt");
+    std::fs::write(&f, "One sentence. Two sentences.\n").unwrap();
+    let cache = dir.path().join("cache");
+    let opts = text_opts(Documents::BlankLine, Sentences::Split);
+    let c1 = build(&[&f], &opts, &cache).unwrap();
+    let stamp = std::fs::metadata(c1.dir.join("manifest.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let c2 = build(&[&f], &opts, &cache).unwrap();
+    assert_eq!(c1.dir, c2.dir);
+    assert_eq!(
+        stamp,
+        std::fs::metadata(c2.dir.join("manifest.json"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    );
+    assert_eq!(c1.manifest.id_bytes, 2, "BERT's vocabulary fits u16");
+    // Another tokenizer: another cache.
+    let cased = BertTokenizer::from_dir(common::fixtures().join("vocab-cased")).unwrap();
+    let c3 = shards::open_or_build(&[f.display().to_string()], &cased, &opts, &cache, "t").unwrap();
+    assert_ne!(c1.dir, c3.dir);
+    // Changed text: rebuilt.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&f, "One sentence. Two sentences. Three now.\n").unwrap();
+    let c4 = build(&[&f], &opts, &cache).unwrap();
+    assert_ne!(c1.dir, c4.dir);
+    assert_eq!(c4.manifest.sentences, 3);
+}
+
+#[test]
+fn large_vocabularies_are_stored_as_u32() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vocab = std::fs::read_to_string(common::teacher().join("vocab.txt")).unwrap();
+    for i in 0..40_000 {
+        vocab.push_str(&format!("zzextra{i}\n"));
+    }
+    let tokdir = dir.path().join("tok");
+    std::fs::create_dir_all(&tokdir).unwrap();
+    std::fs::write(tokdir.join("vocab.txt"), vocab).unwrap();
+    let tok = BertTokenizer::from_dir(&tokdir).unwrap();
+    assert!(tok.vocab_size() > 65_536);
+    let f = dir.path().join("a.txt");
+    std::fs::write(&f, "zzextra39999 is a word. Emma was handsome.\n").unwrap();
+    let opts = text_opts(Documents::BlankLine, Sentences::Split);
+    let c = shards::open_or_build(
+        &[f.display().to_string()],
+        &tok,
+        &opts,
+        &dir.path().join("cache"),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(c.manifest.id_bytes, 4);
+    let mut s = Vec::new();
+    c.sentence(0, 0, &mut s);
+    assert_eq!(s, tok.word_pieces("zzextra39999 is a word.").unwrap());
+    assert!(s[0] > 65_535);
+}
+
+#[test]
+fn invalid_utf8_names_file_and_offset_or_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.txt");
+    let mut bytes = b"Good line.\nSecond \xff\xfe line.\n".to_vec();
+    bytes.extend_from_slice(b"More.\n");
+    std::fs::write(&f, &bytes).unwrap();
+    let cache = dir.path().join("cache");
+    let e = build(
+        &[&f],
+        &text_opts(Documents::BlankLine, Sentences::Split),
+        &cache,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.contains("bad.txt") && e.contains("byte offset 18") && e.contains("invalid UTF-8"),
+        "{e}"
+    );
+    let opts = TextOptions {
+        invalid_utf8: InvalidUtf8::Replace,
+        ..text_opts(Documents::BlankLine, Sentences::Split)
+    };
+    let c = build(&[&f], &opts, &cache).unwrap();
+    assert_eq!(c.manifest.documents, 1);
+}
+
+#[test]
+fn empty_files_are_skipped_and_an_empty_corpus_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.txt");
+    let blank = dir.path().join("blank.txt");
+    let good = dir.path().join("good.txt");
+    std::fs::write(&empty, "").unwrap();
+    std::fs::write(&blank, "\n\n   \n").unwrap();
+    std::fs::write(&good, "Real text here.\n").unwrap();
+    let cache = dir.path().join("cache");
+    let opts = text_opts(Documents::BlankLine, Sentences::Split);
+    let c = build(&[&empty, &blank, &good], &opts, &cache).unwrap();
+    assert_eq!(c.manifest.documents, 1);
+    assert!(
+        c.manifest.warnings.iter().any(|w| w.contains("empty.txt")),
+        "{:?}",
+        c.manifest.warnings
+    );
+    let e = build(&[&empty, &blank], &opts, &cache)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("no usable document"), "{e}");
+    // No half-built cache is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        leftovers
+            .iter()
+            .all(|n| !n.to_string_lossy().contains(".tmp")),
+        "{leftovers:?}"
+    );
+}
+
+#[test]
+fn a_single_enormous_line_is_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("huge.txt");
+    let sentence = "the quick brown fox jumps over the lazy dog ";
+    let line = sentence.repeat(3 * (1 << 20) / sentence.len());
+    std::fs::write(&f, &line).unwrap();
+    let cache = dir.path().join("cache");
+    let c = build(
+        &[&f],
+        &text_opts(Documents::BlankLine, Sentences::Split),
+        &cache,
+    )
+    .unwrap();
+    assert_eq!(c.manifest.documents, 1);
+    let expected_tokens = 9 * (3 * (1 << 20) / sentence.len());
+    assert_eq!(c.manifest.tokens as usize, expected_tokens);
+    let yaml = format!(
+        "train: [{}]\ncache_dir: {}\nmax_seq_len: 64\n",
+        f.display(),
+        cache.display()
+    );
+    let cfg: DataConfig = serde_yaml::from_str(&yaml).unwrap();
+    let sets = data::prepare(&cfg, &tokenizer()).unwrap();
+    let mut l = Loader::new(
+        sets.train.corpus,
+        sets.train.docs,
+        options(&cfg, &tokenizer(), 4, 0),
+        Cursor::default(),
+    );
+    let b = l.next_batch().unwrap();
+    assert!(b.inputs.seq_len() <= 64);
+}
+
+#[test]
+fn binary_and_missing_paths_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("model.bin");
+    std::fs::write(&bin, [0u8, 1, 2, 3, 0, 0, 255]).unwrap();
+    let cache = dir.path().join("cache");
+    let opts = text_opts(Documents::BlankLine, Sentences::Split);
+    let e = build(&[&bin], &opts, &cache).err().unwrap().to_string();
+    assert!(e.contains("model.bin") && e.contains("binary"), "{e}");
+    let e = build(&[&dir.path().join("missing.txt")], &opts, &cache)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("missing.txt"), "{e}");
+    let pats = vec![format!("{}/*.nothing", dir.path().display())];
+    let e = shards::open_or_build(&pats, &tokenizer(), &opts, &cache, "t")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("matches no file"), "{e}");
+}
+
+#[test]
+fn validation_fraction_splits_by_document() {
+    let cache = tempfile::tempdir().unwrap();
+    let tok = tokenizer();
+    let mut cfg = austen_config(cache.path());
+    cfg.validation_fraction = 0.1;
+    let sets = data::prepare(&cfg, &tok).unwrap();
+    let val = sets.validation.unwrap();
+    let (t, v) = (sets.train.docs.len() as f64, val.docs.len() as f64);
+    assert!(Arc::ptr_eq(&sets.train.corpus, &val.corpus));
+    assert!((v / (t + v) - 0.1).abs() < 0.02, "{v} of {}", t + v);
+    let train: std::collections::HashSet<u32> = sets.train.docs.iter().copied().collect();
+    assert!(val.docs.iter().all(|d| !train.contains(d)));
+}
+
+#[test]
+fn recipe_errors_name_the_file_and_field() {
+    use destila::distill::recipe::Recipe;
+    let p = Path::new("recipes/x.yaml");
+    let e = Recipe::from_str("data:\n  train: [a]\n  max_seq_lenn: 3\n", p)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("recipes/x.yaml") && e.contains("data") && e.contains("max_seq_lenn"),
+        "{e}"
+    );
+    let e = Recipe::from_str(
+        "teacher: {checkpoint: t}\ndata:\n  train: [a]\n  max_seq_len: 3\n",
+        p,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("data.max_seq_len") && e.contains("too short"),
+        "{e}"
+    );
+    let e = Recipe::from_str(
+        "teacher: {checkpoint: t}\ndata:\n  train: [a]\n  documents: pages\n",
+        p,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("data.documents") && e.contains("pages"), "{e}");
+    let r = Recipe::from_file(root().join("recipes/demo.yaml")).unwrap();
+    assert_eq!(r.data.max_seq_len, 128);
+}
