@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks against `transformers` on this machine, interleaved in rounds so
 # that drift in the machine's speed hits both sides alike. Figures are medians over rounds;
-# the report goes to target/bench/forward.md (copy it into BENCHMARKS.md).
-#   THREADS (default: nproc), ROUNDS (3), ITERS (5), DEVICE (cpu)
+# the reports go to target/bench/*.md (copy them into BENCHMARKS.md).
+#   THREADS (default: nproc), ROUNDS (3), ITERS (5), DEVICE (cpu),
+#   ONLY (forward | data: run one part), BIG_MB (500: the generated corpus for peak memory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -18,6 +19,10 @@ OUT=target/bench
 mkdir -p $OUT
 [ -f $MODEL/model.safetensors ] || $PY scripts/bench_forward.py prepare $TEACHER $MODEL
 
+ONLY=${ONLY:-}
+BIG_MB=${BIG_MB:-500}
+
+if [ "$ONLY" != data ]; then
 log=$OUT/forward.jsonl
 : > $log
 for r in $(seq "$ROUNDS"); do
@@ -49,3 +54,56 @@ for name, v in [("every position", d_all), ("15% masked positions", d_masked)]:
     ratio = f"{v / hf:.2f}x" if hf else "n/a"
     print(f"| destila | {name} | {v:,.0f} | {ratio} |")
 PYEOF
+fi
+
+if [ "$ONLY" != forward ]; then
+# Data pipeline: tokenisation and batches on one core, and peak memory on a large corpus.
+log=$OUT/data.jsonl
+: > $log
+for r in $(seq "$ROUNDS"); do
+  echo "data round $r/$ROUNDS" >&2
+  RAYON_NUM_THREADS=1 $BIN --threads 1 bench data recipes/demo.yaml --batches 500 >> $log
+done
+BIG=.cache/bench/corpus-${BIG_MB}mb
+[ -d $BIG ] || $PY scripts/gen_corpus.py $BIG "$BIG_MB"
+rm -rf .cache/bench/shards-big .cache/bench/shards-small
+rss() { /usr/bin/time -f "%M" "$@" 2>&1 >/dev/null | tail -1; }
+base_kb=$(rss $BIN --help)
+small_kb=$(rss $BIN data stats data/austen/train --cache-dir .cache/bench/shards-small)
+start=$(date +%s.%N)
+big_kb=$(rss $BIN data stats $BIG --cache-dir .cache/bench/shards-big)
+big_s=$(echo "$(date +%s.%N) - $start" | awk '{print $1 - $3}')
+reuse_kb=$(rss $BIN data stats $BIG --cache-dir .cache/bench/shards-big)
+# The step the batches feed: the teacher's forward at batch 32 x 128 (masked MLM, NSP), a lower
+# bound on a distillation step, which adds the student's forward and backward.
+teacher_s=$($BIN --threads "$THREADS" bench forward $MODEL --mlm masked --nsp --iters 3 --warmup 1 | $PY -c 'import json,sys; print(json.load(sys.stdin)["median_s"])')
+$PY - "$log" "$base_kb" "$small_kb" "$big_kb" "$reuse_kb" "$big_s" "$BIG" "$teacher_s" <<'PYEOF' | tee $OUT/data.md
+import json, os, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+base, small, big, reuse = (int(x) / 1024 for x in sys.argv[2:6])
+big_s, big_dir, teacher_s = float(sys.argv[6]), sys.argv[7], float(sys.argv[8])
+big_bytes = sum(os.path.getsize(os.path.join(big_dir, f)) for f in os.listdir(big_dir))
+med = lambda k: statistics.median(r[k] for r in rows)
+bs = rows[0]["batch_size"]
+per_batch = 1 / med("batches_per_s")
+print(f"Data pipeline, one core (RAYON_NUM_THREADS=1, --threads 1), recipes/demo.yaml, {len(rows)} rounds")
+print()
+print("| measure | value |")
+print("|---|---:|")
+print(f"| tokenisation into the shard cache (Austen train, {rows[0]['text_bytes']/1e6:.1f} MB) | {med('tokenise_mb_per_s'):.2f} MB/s |")
+print(f"| batches of {bs} x {rows[0]['max_seq_len']} from the cache | {med('batches_per_s'):,.0f} batches/s |")
+print(f"| sequences of {rows[0]['max_seq_len']} tokens from the cache | {med('sequences_per_s'):,.0f} /s (target >= 20,000) |")
+print(f"| one batch of {bs} | {per_batch*1e3:.3f} ms |")
+print(f"| teacher forward alone at 32 x 128 (lower bound of a step) | {teacher_s*1e3:.0f} ms |")
+print(f"| batch preparation / teacher forward (batch {bs}) | {per_batch/teacher_s*100:.3f}% (target < 5% of a step) |")
+print()
+print(f"Peak resident memory (`/usr/bin/time -f %M`, `destila data stats`, {os.cpu_count()} threads)")
+print()
+print("| run | peak RSS |")
+print("|---|---:|")
+print(f"| `destila --help` (libtorch loaded, nothing else) | {base:,.0f} MiB |")
+print(f"| Austen train, 3.6 MB, cache built | {small:,.0f} MiB |")
+print(f"| generated corpus, {big_bytes/1e6:,.0f} MB, cache built ({big_s:.0f} s) | {big:,.0f} MiB |")
+print(f"| the same, cache reused | {reuse:,.0f} MiB |")
+PYEOF
+fi

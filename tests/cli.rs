@@ -189,3 +189,53 @@ fn bench_forward_prints_throughput() {
     assert!(v["tokens_per_s"].as_f64().unwrap() > 0.0);
     assert_eq!(v["seconds"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn data_stats_and_preview() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("t.txt");
+    std::fs::write(
+        &f,
+        "Mr. Knightley came. He sat down.\n\nAnother document. With two sentences.\n",
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    let (ok, out, err) = run(&[
+        "data",
+        "stats",
+        f.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--json",
+        "--tokenizer",
+        common::teacher().to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["documents"].as_u64(), v["sentences"].as_u64()),
+        (Some(2), Some(4))
+    );
+    let recipe = dir.path().join("r.yaml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "teacher: {{checkpoint: {}}}\ndata:\n  train: [{}]\n  validation: [{}]\n  cache_dir: {}\n",
+            common::teacher().display(),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/austen/validation").display(),
+            f.display(),
+            cache.display()
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = run(&["data", "preview", recipe.to_str().unwrap(), "-n", "6"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("example ").count(), 6, "{out}");
+    assert!(
+        out.contains("IsNext") && out.contains("NotNext") && out.contains("{[MASK]/"),
+        "{out}"
+    );
+    assert!(out.contains("[CLS]") && out.contains("[SEP]"));
+    let (ok, _, err) = run(&["data", "preview", "/nonexistent/recipe.yaml"]);
+    assert!(!ok && err.contains("/nonexistent/recipe.yaml"), "{err}");
+}

@@ -1,5 +1,6 @@
 //! Sentence splitting: Unicode UAX #29 sentence boundaries (unicode-segmentation), then the
 //! usual repair of breaks after abbreviations and initials ("Mr. Knightley", "J. Smith").
+//! A quoted question or exclamation followed by lower case is kept together too.
 //! UAX #29 already keeps decimals ("3.14"), ellipses followed by lower case and
 //! "?"/"!" inside quotes followed by lower case together.
 
@@ -27,15 +28,35 @@ fn ends_with_abbreviation(s: &str) -> bool {
     matches!((chars.next(), chars.next(), chars.next()), (Some(c), Some('.'), None) if c.is_uppercase() && c != 'I')
 }
 
+/// `"Is it so?" said she.`: UAX #29 breaks after a quoted question or exclamation even when
+/// the sentence goes on in lower case.
+fn quoted_question_continues(prev: &str, next: &str) -> bool {
+    let closes = [
+        "?\"",
+        "!\"",
+        "?'",
+        "!'",
+        "?\u{201d}",
+        "!\u{201d}",
+        "?\u{2019}",
+        "!\u{2019}",
+    ];
+    closes.iter().any(|c| prev.ends_with(c)) && next.chars().next().is_some_and(char::is_lowercase)
+}
+
 /// Splits `text` (one paragraph, lines already joined) into trimmed, non-empty sentences.
 pub fn split(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut glue = false;
+    let mut abbreviation = false;
     for piece in text.split_sentence_bounds() {
         let piece = piece.trim();
         if piece.is_empty() {
             continue;
         }
+        let glue = abbreviation
+            || out
+                .last()
+                .is_some_and(|p| quoted_question_continues(p, piece));
         match out.last_mut() {
             Some(prev) if glue => {
                 prev.push(' ');
@@ -43,7 +64,7 @@ pub fn split(text: &str) -> Vec<String> {
             }
             _ => out.push(piece.to_string()),
         }
-        glue = ends_with_abbreviation(out.last().expect("pushed above"));
+        abbreviation = ends_with_abbreviation(out.last().expect("pushed above"));
     }
     out
 }

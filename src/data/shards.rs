@@ -21,7 +21,8 @@ use super::corpus;
 use crate::error::{Error, Result};
 use crate::tokenize::BertTokenizer;
 
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever the bytes a corpus becomes change (format, reading, sentence splitting).
+pub const FORMAT_VERSION: u32 = 2;
 /// Tokens per shard before a new one is started.
 pub const SHARD_TOKENS: u64 = 1 << 27;
 /// Text gathered before a tokenisation batch.
