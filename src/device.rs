@@ -35,6 +35,17 @@ pub fn parse(spec: &str) -> Result<Device> {
     }
 }
 
+/// Checks the spelling of a device without asking whether it exists here.
+pub fn check_syntax(spec: &str) -> std::result::Result<(), String> {
+    match spec {
+        "auto" | "cpu" | "cuda" => Ok(()),
+        s => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(_)) => Ok(()),
+            _ => Err(format!("{s:?}: expected auto, cpu, cuda or cuda:N")),
+        },
+    }
+}
+
 pub fn describe(device: Device) -> String {
     match device {
         Device::Cpu => format!("cpu ({} threads)", tch::get_num_threads()),

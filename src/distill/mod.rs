@@ -1,3 +1,4 @@
 //! Distillation: recipes (and, to come, losses, the trainer, checkpoints).
 
+pub mod losses;
 pub mod recipe;

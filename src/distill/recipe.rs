@@ -1,5 +1,7 @@
 //! Recipes: YAML files that say what to run. Deserialised with unknown keys refused, then
-//! validated; every error names the file and the field path.
+//! validated; every error names the file and the field path and says what is allowed.
+//! `--set a.b.c=value` overrides are applied to the YAML tree before deserialising, so they
+//! are checked exactly like the file.
 
 use std::path::{Path, PathBuf};
 
@@ -9,11 +11,125 @@ use crate::data::DataConfig;
 use crate::error::{Error, Result};
 use crate::tokenize::BertTokenizer;
 
+/// A number, or a linear schedule from `start` to `end` over the run's steps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Scheduled {
+    Constant(f64),
+    Linear { start: f64, end: f64 },
+}
+
+impl Scheduled {
+    /// The value at `step` of `total` (linear from start at step 0 to end at the last step).
+    pub fn at(&self, step: u64, total: u64) -> f64 {
+        match *self {
+            Scheduled::Constant(v) => v,
+            Scheduled::Linear { start, end } => {
+                let t = if total <= 1 { 1.0 } else { step as f64 / (total - 1) as f64 };
+                start + (end - start) * t.clamp(0.0, 1.0)
+            }
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        match *self {
+            Scheduled::Constant(v) => v == 0.0,
+            Scheduled::Linear { start, end } => start == 0.0 && end == 0.0,
+        }
+    }
+}
+
 fn d_seed() -> u64 {
     42
 }
 fn d_batch() -> usize {
     32
+}
+fn d_output() -> PathBuf {
+    PathBuf::from("runs/out")
+}
+fn d_auto() -> String {
+    "auto".into()
+}
+fn d_fit_steps() -> u64 {
+    200
+}
+fn d_fit_lr() -> f64 {
+    1e-3
+}
+fn d_zero() -> Scheduled {
+    Scheduled::Constant(0.0)
+}
+fn d_temperature() -> Scheduled {
+    Scheduled::Constant(1.0)
+}
+fn d_lr() -> f64 {
+    5e-4
+}
+fn d_wd() -> f64 {
+    0.01
+}
+fn d_betas() -> (f64, f64) {
+    (0.9, 0.999)
+}
+fn d_eps() -> f64 {
+    1e-6
+}
+fn d_clip() -> f64 {
+    1.0
+}
+fn d_steps() -> u64 {
+    1000
+}
+fn d_accum() -> usize {
+    1
+}
+fn d_eval_batches() -> usize {
+    20
+}
+fn d_keep() -> usize {
+    2
+}
+fn d_log_every() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Job {
+    /// Train a student on a teacher's targets (and, with weights, the true labels).
+    Distill,
+    /// Pretrain a model from the data alone (no teacher).
+    Pretrain,
+    /// Fit MLM and NSP heads onto the teacher, its encoder frozen.
+    FitHeads,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeadPolicy {
+    /// A teacher without MLM/NSP heads gets them fitted first (cached beside the run).
+    Fit,
+    /// A teacher without the heads the losses need is an error.
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadFit {
+    #[serde(default = "d_fit_steps")]
+    pub steps: u64,
+    #[serde(default = "d_fit_lr")]
+    pub learning_rate: f64,
+}
+
+impl Default for HeadFit {
+    fn default() -> Self {
+        HeadFit {
+            steps: d_fit_steps(),
+            learning_rate: d_fit_lr(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,31 +137,234 @@ fn d_batch() -> usize {
 pub struct TeacherSection {
     /// An HF checkpoint folder.
     pub checkpoint: PathBuf,
+    #[serde(default = "d_heads_policy")]
+    pub heads: HeadPolicy,
+    #[serde(default)]
+    pub fit: HeadFit,
+}
+
+fn d_heads_policy() -> HeadPolicy {
+    HeadPolicy::Fail
+}
+
+/// Which teacher layers a student built from the teacher copies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LayerChoice {
+    /// `uniform`: evenly spaced, ending at the last layer.
+    Named(String),
+    /// Teacher layer indices (0-based), one per student layer.
+    List(Vec<usize>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Init {
+    /// BERT's initialisation, N(0, initializer_range).
+    Random,
+    /// Embeddings, chosen layers, pooler and heads copied from the teacher.
+    FromTeacher,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TrainingSection {
-    #[serde(default = "d_batch")]
-    pub batch_size: usize,
+pub struct StudentSection {
+    pub layers: i64,
+    /// Defaults: the teacher's (or BERT-base's without a teacher).
+    #[serde(default)]
+    pub hidden_size: Option<i64>,
+    #[serde(default)]
+    pub attention_heads: Option<i64>,
+    #[serde(default)]
+    pub intermediate_size: Option<i64>,
+    #[serde(default)]
+    pub activation: Option<String>,
+    #[serde(default = "d_init")]
+    pub init: Init,
+    /// With `init: from-teacher`: `uniform` or a list of teacher layers.
+    #[serde(default)]
+    pub teacher_layers: Option<LayerChoice>,
 }
 
-impl Default for TrainingSection {
+fn d_init() -> Init {
+    Init::Random
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KdPositions {
+    Masked,
+    All,
+}
+
+fn d_masked() -> KdPositions {
+    KdPositions::Masked
+}
+
+/// A loss's weight (0 switches it off) and, for layer losses, the (student, teacher) layer
+/// pairs it compares; hidden-state layer 0 is the embedding output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossWeight {
+    #[serde(default = "d_zero")]
+    pub weight: Scheduled,
+    #[serde(default)]
+    pub layers: Option<Vec<(usize, usize)>>,
+    /// kd_mlm only: `masked` positions or `all` non-padding positions.
+    #[serde(default = "d_masked")]
+    pub positions: KdPositions,
+}
+
+impl Default for LossWeight {
     fn default() -> Self {
-        TrainingSection {
-            batch_size: d_batch(),
+        LossWeight {
+            weight: d_zero(),
+            layers: None,
+            positions: KdPositions::Masked,
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct LossSection {
+    #[serde(default = "d_temperature")]
+    pub temperature: Scheduled,
+    #[serde(default)]
+    pub kd_mlm: LossWeight,
+    #[serde(default)]
+    pub kd_nsp: LossWeight,
+    #[serde(default)]
+    pub mlm: LossWeight,
+    #[serde(default)]
+    pub nsp: LossWeight,
+    #[serde(default)]
+    pub hidden_cos: LossWeight,
+    #[serde(default)]
+    pub hidden_mse: LossWeight,
+    #[serde(default)]
+    pub attention_mse: LossWeight,
+    #[serde(default)]
+    pub attention_kl: LossWeight,
+    #[serde(default)]
+    pub value_relation: LossWeight,
+}
+
+impl Default for LossSection {
+    fn default() -> Self {
+        serde_yaml::from_str("{}").expect("defaults")
+    }
+}
+
+impl LossSection {
+    /// (name, settings) of every loss, in a fixed order.
+    pub fn all(&self) -> [(&'static str, &LossWeight); 9] {
+        [
+            ("kd_mlm", &self.kd_mlm),
+            ("kd_nsp", &self.kd_nsp),
+            ("mlm", &self.mlm),
+            ("nsp", &self.nsp),
+            ("hidden_cos", &self.hidden_cos),
+            ("hidden_mse", &self.hidden_mse),
+            ("attention_mse", &self.attention_mse),
+            ("attention_kl", &self.attention_kl),
+            ("value_relation", &self.value_relation),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    Constant,
+    Linear,
+    Cosine,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerSection {
+    #[serde(default = "d_lr")]
+    pub learning_rate: f64,
+    #[serde(default = "d_wd")]
+    pub weight_decay: f64,
+    #[serde(default = "d_betas")]
+    pub betas: (f64, f64),
+    #[serde(default = "d_eps")]
+    pub eps: f64,
+    #[serde(default)]
+    pub warmup_steps: u64,
+    #[serde(default = "d_schedule")]
+    pub schedule: LrSchedule,
+    /// Gradient clipping by global norm (0: off).
+    #[serde(default = "d_clip")]
+    pub max_grad_norm: f64,
+}
+
+fn d_schedule() -> LrSchedule {
+    LrSchedule::Linear
+}
+
+impl Default for OptimizerSection {
+    fn default() -> Self {
+        serde_yaml::from_str("{}").expect("defaults")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSection {
+    #[serde(default = "d_steps")]
+    pub steps: u64,
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    #[serde(default = "d_accum")]
+    pub gradient_accumulation: usize,
+    /// Validation every N steps (0: only at the end).
+    #[serde(default)]
+    pub eval_every: u64,
+    #[serde(default = "d_eval_batches")]
+    pub eval_batches: usize,
+    /// A checkpoint every N steps (0: only at the end).
+    #[serde(default)]
+    pub checkpoint_every: u64,
+    #[serde(default = "d_keep")]
+    pub keep_checkpoints: usize,
+    #[serde(default = "d_log_every")]
+    pub log_every: u64,
+}
+
+impl Default for TrainingSection {
+    fn default() -> Self {
+        serde_yaml::from_str("{}").expect("defaults")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Recipe {
+    #[serde(default = "d_job")]
+    pub job: Job,
     #[serde(default = "d_seed")]
     pub seed: u64,
+    /// The run's folder: checkpoints, metrics, plots.
+    #[serde(default = "d_output")]
+    pub output: PathBuf,
+    /// auto | cpu | cuda | cuda:N
+    #[serde(default = "d_auto")]
+    pub device: String,
+    /// auto (fp32 on CPU, bf16 on CUDA) | fp32 | bf16 | fp16
+    #[serde(default = "d_auto")]
+    pub precision: String,
     #[serde(default)]
     pub teacher: Option<TeacherSection>,
+    #[serde(default)]
+    pub student: Option<StudentSection>,
     pub data: DataConfig,
+    #[serde(default)]
+    pub losses: LossSection,
+    #[serde(default)]
+    pub optimizer: OptimizerSection,
     #[serde(default)]
     pub training: TrainingSection,
     /// The file it came from (not part of the YAML).
@@ -53,22 +372,63 @@ pub struct Recipe {
     pub path: PathBuf,
 }
 
+fn d_job() -> Job {
+    Job::Distill
+}
+
+/// Sets `a.b.c` to a YAML scalar in `doc`, creating maps on the way.
+fn set_path(doc: &mut serde_yaml::Value, key: &str, value: &str) -> std::result::Result<(), String> {
+    let parsed: serde_yaml::Value = serde_yaml::from_str(value).map_err(|e| format!("value {value:?}: {e}"))?;
+    let mut node = doc;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if part.is_empty() {
+            return Err(format!("{key:?} has an empty part"));
+        }
+        if node.is_null() {
+            *node = serde_yaml::Value::Mapping(Default::default());
+        }
+        let map = node
+            .as_mapping_mut()
+            .ok_or_else(|| format!("{} is not a section", parts[..i].join(".")))?;
+        let k = serde_yaml::Value::String(part.to_string());
+        if i == parts.len() - 1 {
+            map.insert(k, parsed);
+            return Ok(());
+        }
+        node = map.entry(k).or_insert(serde_yaml::Value::Null);
+    }
+    Ok(())
+}
+
 impl Recipe {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Recipe> {
+        Self::from_file_with(path, &[])
+    }
+
+    /// Reads a recipe and applies `KEY=VALUE` overrides (`losses.kd_mlm.weight=2.0`).
+    pub fn from_file_with(path: impl AsRef<Path>, overrides: &[String]) -> Result<Recipe> {
         let path = path.as_ref();
         let text = crate::error::read_to_string(path)?;
-        Self::from_str(&text, path)
+        Self::parse(&text, path, overrides)
     }
 
     pub fn from_str(text: &str, path: &Path) -> Result<Recipe> {
-        let de = serde_yaml::Deserializer::from_str(text);
-        let mut r: Recipe = serde_path_to_error::deserialize(de).map_err(|e| {
+        Self::parse(text, path, &[])
+    }
+
+    fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Recipe> {
+        let mut doc: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| Error::config(path, "(YAML)", e.to_string()))?;
+        for o in overrides {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| Error::config(path, "--set", format!("{o:?} is not KEY=VALUE")))?;
+            set_path(&mut doc, k.trim(), v.trim()).map_err(|m| Error::config(path, format!("--set {k}"), m))?;
+        }
+        let mut r: Recipe = serde_path_to_error::deserialize(doc).map_err(|e| {
             let field = e.path().to_string();
-            let field = if field == "." {
-                "(top level)".to_string()
-            } else {
-                field
-            };
+            let field = if field == "." { "(top level)".to_string() } else { field };
             Error::config(path, field, e.into_inner().to_string())
         })?;
         r.path = path.to_path_buf();
@@ -81,14 +441,126 @@ impl Recipe {
         if let Err((f, m)) = self.data.validate() {
             return err(&format!("data.{f}"), m);
         }
-        if self.training.batch_size == 0 {
+        let t = &self.training;
+        if t.batch_size == 0 {
             return err("training.batch_size", "must be at least 1".into());
         }
+        if t.gradient_accumulation == 0 {
+            return err("training.gradient_accumulation", "must be at least 1".into());
+        }
+        if t.steps == 0 {
+            return err("training.steps", "must be at least 1".into());
+        }
+        if t.keep_checkpoints == 0 {
+            return err("training.keep_checkpoints", "must be at least 1".into());
+        }
+        if !["auto", "fp32", "bf16", "fp16"].contains(&self.precision.as_str()) {
+            return err("precision", format!("{:?}: allowed auto, fp32, bf16, fp16", self.precision));
+        }
+        if let Err(e) = crate::device::check_syntax(&self.device) {
+            return err("device", e);
+        }
+        let o = &self.optimizer;
+        if !(o.learning_rate > 0.0) {
+            return err("optimizer.learning_rate", format!("{} must be positive", o.learning_rate));
+        }
+        if !(0.0..1.0).contains(&o.betas.0) || !(0.0..1.0).contains(&o.betas.1) {
+            return err("optimizer.betas", format!("{:?}: each must be in [0, 1)", o.betas));
+        }
+        if o.warmup_steps > t.steps {
+            return err("optimizer.warmup_steps", format!("{} exceeds training.steps {}", o.warmup_steps, t.steps));
+        }
+        if o.max_grad_norm < 0.0 {
+            return err("optimizer.max_grad_norm", "must not be negative".into());
+        }
+        let temp_ok = match self.losses.temperature {
+            Scheduled::Constant(v) => v > 0.0,
+            Scheduled::Linear { start, end } => start > 0.0 && end > 0.0,
+        };
+        if !temp_ok {
+            return err("losses.temperature", "must be positive".into());
+        }
+        let active: Vec<&str> = self
+            .losses
+            .all()
+            .iter()
+            .filter(|(_, w)| !w.weight.is_zero())
+            .map(|(n, _)| *n)
+            .collect();
+        for (name, w) in self.losses.all() {
+            let bad = match w.weight {
+                Scheduled::Constant(v) => v < 0.0,
+                Scheduled::Linear { start, end } => start < 0.0 || end < 0.0,
+            };
+            if bad {
+                return err(&format!("losses.{name}.weight"), "must not be negative".into());
+            }
+        }
+        let needs_teacher = active.iter().any(|n| !["mlm", "nsp"].contains(n));
+        match self.job {
+            Job::Distill => {
+                if self.teacher.is_none() {
+                    return err("teacher", "a distill job needs a teacher".into());
+                }
+                if self.student.is_none() {
+                    return err("student", "a distill job needs a student".into());
+                }
+                if active.is_empty() {
+                    return err("losses", "every loss weight is 0: nothing to train".into());
+                }
+            }
+            Job::Pretrain => {
+                if needs_teacher {
+                    return err("losses", format!("a pretrain job has no teacher; only mlm and nsp apply (active: {})", active.join(", ")));
+                }
+                if self.student.is_none() {
+                    return err("student", "a pretrain job needs a student".into());
+                }
+                if active.is_empty() {
+                    return err("losses", "set losses.mlm.weight and/or losses.nsp.weight".into());
+                }
+            }
+            Job::FitHeads => {
+                if self.teacher.is_none() {
+                    return err("teacher", "a fit-heads job needs a teacher".into());
+                }
+            }
+        }
+        if let Some(s) = &self.student {
+            if s.layers <= 0 {
+                return err("student.layers", format!("{} must be positive", s.layers));
+            }
+            if let (Some(h), Some(a)) = (s.hidden_size, s.attention_heads) {
+                if a <= 0 || h <= 0 || h % a != 0 {
+                    return err("student.hidden_size", format!("{h} is not divisible by attention_heads {a}"));
+                }
+            }
+            if let Some(act) = &s.activation {
+                if crate::bert::Activation::parse(act).is_none() {
+                    return err("student.activation", format!("{act:?}: allowed {}", crate::bert::config::ACTIVATIONS));
+                }
+            }
+            match (&s.init, &s.teacher_layers) {
+                (Init::Random, Some(_)) => {
+                    return err("student.teacher_layers", "only with init: from-teacher".into());
+                }
+                (Init::FromTeacher, _) if self.teacher.is_none() => {
+                    return err("student.init", "from-teacher needs a teacher section".into());
+                }
+                (_, Some(LayerChoice::Named(n))) if n != "uniform" => {
+                    return err("student.teacher_layers", format!("{n:?}: allowed uniform or a list of layer indices"));
+                }
+                (_, Some(LayerChoice::List(l))) if l.len() as i64 != s.layers => {
+                    return err(
+                        "student.teacher_layers",
+                        format!("{} layers listed for a {}-layer student", l.len(), s.layers),
+                    );
+                }
+                _ => {}
+            }
+        }
         if self.data.tokenizer.is_none() && self.teacher.is_none() {
-            return err(
-                "data.tokenizer",
-                "needed when the recipe has no teacher".into(),
-            );
+            return err("data.tokenizer", "needed when the recipe has no teacher".into());
         }
         Ok(())
     }
@@ -98,7 +570,7 @@ impl Recipe {
         match (&self.data.tokenizer, &self.teacher) {
             (Some(t), _) => t,
             (None, Some(t)) => &t.checkpoint,
-            (None, None) => unreachable!("validate() requires one"),
+            (None, None) => Path::new("."),
         }
     }
 

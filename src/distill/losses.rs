@@ -1,0 +1,96 @@
+//! Distillation and pretraining losses, each a small function over teacher outputs, student
+//! outputs and the batch's masks. The recipe weighs them; a loss with weight 0 is never
+//! computed (see `trainer`).
+//!
+//! Conventions: `mask` is the [b, len] 0/1 attention mask; hidden states are [b, len, h];
+//! attention tensors are [b, heads, len, ...]. Every loss is a mean, so weights are
+//! comparable across batch shapes.
+
+use tch::{Kind, Tensor};
+
+/// T² · KL(softmax(teacher/T) ‖ softmax(student/T)), averaged over rows (positions or
+/// sequences). Rows are the last-but-one dimension: logits [n, classes].
+pub fn kd(teacher: &Tensor, student: &Tensor, temperature: f64) -> Tensor {
+    let lt = (teacher.to_kind(Kind::Float) / temperature).log_softmax(-1, Kind::Float);
+    let ls = (student.to_kind(Kind::Float) / temperature).log_softmax(-1, Kind::Float);
+    let kl = (lt.exp() * (&lt - ls)).sum_dim_intlist(-1, false, Kind::Float);
+    kl.mean(Kind::Float) * (temperature * temperature)
+}
+
+/// Mean cross-entropy of `logits` [n, classes] against `labels` [n].
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    logits
+        .to_kind(Kind::Float)
+        .cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::Mean, -100, 0.0)
+}
+
+fn token_mask(mask: &Tensor) -> (Tensor, Tensor) {
+    let m = mask.to_kind(Kind::Float);
+    let n = m.sum(Kind::Float).clamp_min(1.0);
+    (m, n)
+}
+
+/// Mean over non-padding tokens of 1 − cos(student, teacher).
+pub fn hidden_cos(student: &Tensor, teacher: &Tensor, mask: &Tensor) -> Tensor {
+    let cos = Tensor::cosine_similarity(
+        &student.to_kind(Kind::Float),
+        &teacher.to_kind(Kind::Float),
+        -1,
+        1e-8,
+    );
+    let (m, n) = token_mask(mask);
+    ((cos.ones_like() - cos) * m).sum(Kind::Float) / n
+}
+
+/// Mean squared error over the non-padding tokens' hidden units.
+pub fn hidden_mse(student: &Tensor, teacher: &Tensor, mask: &Tensor) -> Tensor {
+    let d = (student.to_kind(Kind::Float) - teacher.to_kind(Kind::Float)).square();
+    let (m, n) = token_mask(mask);
+    let h = student.size()[2] as f64;
+    (d * m.unsqueeze(-1)).sum(Kind::Float) / (n * h)
+}
+
+/// TinyBERT's attention loss: MSE between pre-softmax scores [b, h, len, len], entries at
+/// padded keys zeroed in both (as TinyBERT zeroes the masked, very negative scores), averaged
+/// over every entry.
+pub fn attention_mse(student: &Tensor, teacher: &Tensor, mask: &Tensor) -> Tensor {
+    let keys = mask.to_kind(Kind::Float).unsqueeze(1).unsqueeze(1);
+    let d = (student.to_kind(Kind::Float) - teacher.to_kind(Kind::Float)) * keys;
+    d.square().mean(Kind::Float)
+}
+
+/// Log of softmax over keys with padded keys excluded: [b, h, len, len].
+fn masked_log_softmax(logits: &Tensor, mask: &Tensor) -> Tensor {
+    let keys = mask.to_kind(Kind::Float).unsqueeze(1).unsqueeze(1);
+    let neg = (keys.ones_like() - &keys) * -1e9;
+    (logits.to_kind(Kind::Float) + neg).log_softmax(-1, Kind::Float)
+}
+
+/// KL(teacher ‖ student) between row distributions given as logits over keys, summed over
+/// keys, averaged over heads and non-padding query positions.
+fn relation_kl(teacher_logits: &Tensor, student_logits: &Tensor, mask: &Tensor) -> Tensor {
+    let lt = masked_log_softmax(teacher_logits, mask);
+    let ls = masked_log_softmax(student_logits, mask);
+    let keys = mask.to_kind(Kind::Float).unsqueeze(1).unsqueeze(1);
+    let kl = (lt.exp() * (&lt - ls) * keys).sum_dim_intlist(-1, false, Kind::Float); // [b, h, len]
+    let queries = mask.to_kind(Kind::Float).unsqueeze(1); // [b, 1, len]
+    let heads = kl.size()[1] as f64;
+    (kl * &queries).sum(Kind::Float) / (queries.sum(Kind::Float).clamp_min(1.0) * heads)
+}
+
+/// MiniLM's attention transfer: KL between teacher and student attention distributions,
+/// from their pre-softmax scores (the padding mask is applied here).
+pub fn attention_kl(student_scores: &Tensor, teacher_scores: &Tensor, mask: &Tensor) -> Tensor {
+    relation_kl(teacher_scores, student_scores, mask)
+}
+
+/// MiniLM's value relation: softmax(V Vᵀ / √d) per head, KL teacher ‖ student. The head
+/// counts must match; the head widths need not.
+pub fn value_relation(student_values: &Tensor, teacher_values: &Tensor, mask: &Tensor) -> Tensor {
+    let rel = |v: &Tensor| {
+        let v = v.to_kind(Kind::Float);
+        let d = v.size()[3] as f64;
+        v.matmul(&v.transpose(-1, -2)) / d.sqrt()
+    };
+    relation_kl(&rel(teacher_values), &rel(student_values), mask)
+}

@@ -1,0 +1,98 @@
+//! Each loss against values worked out by hand (the arithmetic is in the comments).
+
+use destila::distill::losses::*;
+use tch::Tensor;
+
+const LN3: f64 = 1.098_612_288_668_109_8;
+
+fn t(v: &[f32], shape: &[i64]) -> Tensor {
+    Tensor::from_slice(v).view(shape)
+}
+
+fn close(x: &Tensor, want: f64) {
+    let got = x.double_value(&[]);
+    assert!((got - want).abs() < 1e-6, "got {got}, want {want}");
+}
+
+#[test]
+fn kd_at_temperature_one_and_two() {
+    // Teacher [0, ln 3] → p = [1/4, 3/4]; student [0, 0] → q = [1/2, 1/2].
+    // KL(p‖q) = 1/4 ln(1/2) + 3/4 ln(3/2) = 0.1308120359.
+    let teacher = t(&[0.0, LN3 as f32, 1.0, 2.0], &[2, 2]);
+    let student = t(&[0.0, 0.0, 1.0, 2.0], &[2, 2]);
+    // The second row is identical (KL 0): the mean over rows halves the first.
+    close(&kd(&teacher, &student, 1.0), 0.130_812_035_941_137 / 2.0);
+    // T = 2: p = [1, √3]/(1+√3), q = [1/2, 1/2]; T²·KL = 4·Σ p ln(2p) = 0.1453631315.
+    close(&kd(&teacher, &student, 2.0), 0.145_363_131_481_894 / 2.0);
+    close(&kd(&teacher, &teacher, 3.0), 0.0);
+}
+
+#[test]
+fn cross_entropy_ignores_minus_100() {
+    // Rows [0, ln 3] and [ln 3, 0] with label 1: −ln(3/4) and −ln(1/4); mean 0.8369882168.
+    let logits = t(&[0.0, LN3 as f32, LN3 as f32, 0.0, 5.0, -5.0], &[3, 2]);
+    let labels = Tensor::from_slice(&[1i64, 1, -100]);
+    close(&cross_entropy(&logits, &labels), 0.836_988_216_785_835_8);
+}
+
+#[test]
+fn hidden_cos_skips_padding() {
+    // Token 1: [1,0] vs [0,1], cos 0 → 1. Token 2: [1,1] vs [2,2], cos 1 → 0. Token 3 is padding.
+    let s = t(&[1.0, 0.0, 1.0, 1.0, 5.0, -3.0], &[1, 3, 2]);
+    let te = t(&[0.0, 1.0, 2.0, 2.0, 1.0, 1.0], &[1, 3, 2]);
+    let mask = Tensor::from_slice(&[1i64, 1, 0]).view([1, 3]);
+    close(&hidden_cos(&s, &te, &mask), 0.5);
+}
+
+#[test]
+fn hidden_mse_skips_padding() {
+    // Squared errors: token 1 (0, 4), token 2 (9, 0); padding ignored: 13 / (2 tokens · 2 units).
+    let s = t(&[1.0, 2.0, 3.0, 4.0, 9.0, 9.0], &[1, 3, 2]);
+    let te = t(&[1.0, 0.0, 0.0, 4.0, 0.0, 0.0], &[1, 3, 2]);
+    let mask = Tensor::from_slice(&[1i64, 1, 0]).view([1, 3]);
+    close(&hidden_mse(&s, &te, &mask), 3.25);
+}
+
+#[test]
+fn attention_mse_zeroes_padded_keys() {
+    // Scores [[1,2],[3,4]] vs zeros, key 2 padded: entries 1, 0, 3, 0 → (1 + 9) / 4.
+    let s = t(&[1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2]);
+    let te = Tensor::zeros([1, 1, 2, 2], tch::kind::FLOAT_CPU);
+    let mask = Tensor::from_slice(&[1i64, 0]).view([1, 2]);
+    close(&attention_mse(&s, &te, &mask), 2.5);
+}
+
+#[test]
+fn attention_kl_over_keys_and_queries() {
+    // Teacher rows: [0, ln 3] → [1/4, 3/4] and [0, 0] → [1/2, 1/2]; student uniform.
+    // KL per query: 0.1308120359 and 0; mean over the two queries.
+    let te = t(&[0.0, LN3 as f32, 0.0, 0.0], &[1, 1, 2, 2]);
+    let s = Tensor::zeros([1, 1, 2, 2], tch::kind::FLOAT_CPU);
+    let mask = Tensor::from_slice(&[1i64, 1]).view([1, 2]);
+    close(&attention_kl(&s, &te, &mask), 0.130_812_035_941_137 / 2.0);
+    // A third, padded key with wild scores changes nothing.
+    let te3 = t(&[0.0, LN3 as f32, 50.0, 0.0, 0.0, -50.0, 9.0, 9.0, 9.0], &[1, 1, 3, 3]);
+    let s3 = t(&[0.0, 0.0, -20.0, 0.0, 0.0, 30.0, 1.0, 2.0, 3.0], &[1, 1, 3, 3]);
+    let mask3 = Tensor::from_slice(&[1i64, 1, 0]).view([1, 3]);
+    close(&attention_kl(&s3, &te3, &mask3), 0.130_812_035_941_137 / 2.0);
+}
+
+#[test]
+fn value_relation_by_hand() {
+    // Teacher values [[0],[1]] (d = 1): V Vᵀ = [[0,0],[0,1]] → rows [1/2, 1/2] and
+    // [1, e]/(1+e). Student values zero → both rows uniform. KL: 0 and Σ p ln(2p) with
+    // p = (1, e)/(1+e) = 0.1109440717; mean over two queries 0.0554720358.
+    let te = t(&[0.0, 1.0], &[1, 1, 2, 1]);
+    let s = Tensor::zeros([1, 1, 2, 1], tch::kind::FLOAT_CPU);
+    let mask = Tensor::from_slice(&[1i64, 1]).view([1, 2]);
+    close(&value_relation(&s, &te, &mask), 0.055_472_035_835_863_67);
+}
+
+#[test]
+fn losses_have_gradients_for_the_student() {
+    let s = t(&[0.3, -0.2, 0.1, 0.4], &[2, 2]).set_requires_grad(true);
+    let te = t(&[0.0, LN3 as f32, 1.0, 2.0], &[2, 2]);
+    let loss = kd(&te, &s, 2.0);
+    loss.backward();
+    assert!(s.grad().abs().sum(tch::Kind::Float).double_value(&[]) > 0.0);
+}
