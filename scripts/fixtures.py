@@ -179,6 +179,29 @@ def tiny_models(out):
         model.save_pretrained(os.path.join(out, "layout-sharded"), max_shard_size="200KB")
 
 
+def adamw(out):
+    """torch.optim.AdamW over six steps with given gradients and learning rates: a weight
+    (decayed) and a bias (not decayed), as destila groups them."""
+    g = torch.Generator().manual_seed(11)
+    w = torch.randn(3, 4, generator=g)
+    b = torch.randn(4, generator=g)
+    t = {"w0": w.clone(), "b0": b.clone()}
+    pw, pb = torch.nn.Parameter(w.clone()), torch.nn.Parameter(b.clone())
+    opt = torch.optim.AdamW([{"params": [pw], "weight_decay": 0.01}, {"params": [pb], "weight_decay": 0.0}],
+                            lr=1e-3, betas=(0.9, 0.999), eps=1e-6, foreach=False)
+    lrs = [1e-3, 2e-3, 3e-3, 2e-3, 1e-3, 5e-4]
+    for k, lr in enumerate(lrs):
+        for group in opt.param_groups:
+            group["lr"] = lr
+        gw, gb = torch.randn(3, 4, generator=g), torch.randn(4, generator=g)
+        pw.grad, pb.grad = gw.clone(), gb.clone()
+        opt.step()
+        t[f"gw{k}"], t[f"gb{k}"] = gw, gb
+        t[f"w{k + 1}"], t[f"b{k + 1}"] = pw.detach().clone(), pb.detach().clone()
+    t["lrs"] = torch.tensor(lrs, dtype=torch.float64)
+    save_file(t, os.path.join(out, "adamw.safetensors"))
+
+
 def main():
     teacher, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
@@ -186,6 +209,7 @@ def main():
     tokens(teacher, out)
     teacher_outputs(teacher, out)
     tiny_models(out)
+    adamw(out)
     with open(os.path.join(out, "DONE"), "w") as f:
         f.write("ok\n")
 
