@@ -70,6 +70,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Runs a recipe: distillation, pretraining or fitting heads onto a teacher.
+    Distill {
+        recipe: PathBuf,
+        /// Override a recipe field: --set losses.kd_mlm.weight=2.0 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Continue from the newest checkpoint in the recipe's output folder.
+        #[arg(long)]
+        resume: bool,
+        /// Start over, removing the output folder's checkpoints.
+        #[arg(long, conflicts_with = "resume")]
+        force: bool,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Recipes.
+    Recipe {
+        #[command(subcommand)]
+        what: RecipeCommand,
+    },
     /// The pretraining data pipeline: statistics, previews, the shard cache.
     Data {
         #[command(subcommand)]
@@ -105,6 +126,16 @@ enum Command {
         /// Largest tolerated absolute difference between CPU and device outputs.
         #[arg(long, default_value_t = 1e-3)]
         tolerance: f64,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecipeCommand {
+    /// Validates a recipe without running it, and prints it with every default filled in.
+    Check {
+        recipe: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
 }
 
@@ -399,6 +430,37 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {} ({})", out.display(), heads.architecture());
         }
         Command::Data { what } => data_command(what)?,
+        Command::Distill {
+            recipe,
+            set,
+            resume,
+            force,
+            quiet,
+        } => {
+            let recipe = Recipe::from_file_with(&recipe, &set)?;
+            let opts = destila::distill::trainer::RunOptions {
+                resume,
+                force,
+                quiet,
+            };
+            let s = destila::distill::trainer::run(&recipe, &opts)?;
+            match (s.first_validation, s.last_validation) {
+                (Some(a), Some(b)) => println!("validation loss {a:.4} -> {b:.4}"),
+                (None, Some(b)) => println!("validation loss {b:.4}"),
+                _ => {}
+            }
+            println!("model    {}", s.final_model.display());
+            println!("metrics  {}", s.metrics.display());
+            println!("plot     {}", s.plot.display());
+            println!("time     {:.0} s", s.seconds);
+        }
+        Command::Recipe {
+            what: RecipeCommand::Check { recipe, set },
+        } => {
+            let r = Recipe::from_file_with(&recipe, &set)?;
+            print!("{}", serde_yaml::to_string(&r)?);
+            eprintln!("{}: ok", recipe.display());
+        }
         Command::Bench { what } => match what {
             BenchCommand::Data { recipe, batches } => {
                 let recipe = Recipe::from_file(&recipe)?;

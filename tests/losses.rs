@@ -71,10 +71,19 @@ fn attention_kl_over_keys_and_queries() {
     let mask = Tensor::from_slice(&[1i64, 1]).view([1, 2]);
     close(&attention_kl(&s, &te, &mask), 0.130_812_035_941_137 / 2.0);
     // A third, padded key with wild scores changes nothing.
-    let te3 = t(&[0.0, LN3 as f32, 50.0, 0.0, 0.0, -50.0, 9.0, 9.0, 9.0], &[1, 1, 3, 3]);
-    let s3 = t(&[0.0, 0.0, -20.0, 0.0, 0.0, 30.0, 1.0, 2.0, 3.0], &[1, 1, 3, 3]);
+    let te3 = t(
+        &[0.0, LN3 as f32, 50.0, 0.0, 0.0, -50.0, 9.0, 9.0, 9.0],
+        &[1, 1, 3, 3],
+    );
+    let s3 = t(
+        &[0.0, 0.0, -20.0, 0.0, 0.0, 30.0, 1.0, 2.0, 3.0],
+        &[1, 1, 3, 3],
+    );
     let mask3 = Tensor::from_slice(&[1i64, 1, 0]).view([1, 3]);
-    close(&attention_kl(&s3, &te3, &mask3), 0.130_812_035_941_137 / 2.0);
+    close(
+        &attention_kl(&s3, &te3, &mask3),
+        0.130_812_035_941_137 / 2.0,
+    );
 }
 
 #[test]

@@ -18,7 +18,15 @@ fn adamw_matches_torch_over_six_steps() {
     let r = common::read("adamw.safetensors");
     let w = r["w0"].copy().set_requires_grad(true);
     let b = r["b0"].copy().set_requires_grad(true);
-    let mut opt = AdamW::new(vec![("layer.weight".into(), w.shallow_clone()), ("layer.bias".into(), b.shallow_clone())], 0.9, 0.999, 1e-6);
+    let mut opt = AdamW::new(
+        vec![
+            ("layer.weight".into(), w.shallow_clone()),
+            ("layer.bias".into(), b.shallow_clone()),
+        ],
+        0.9,
+        0.999,
+        1e-6,
+    );
     let lrs: Vec<f64> = Vec::try_from(&r["lrs"]).unwrap();
     for (k, lr) in lrs.iter().enumerate() {
         opt.zero_grad();
@@ -36,7 +44,12 @@ fn adamw_matches_torch_over_six_steps() {
 #[test]
 fn clipping_scales_to_the_max_norm() {
     let w = Tensor::zeros([2], tch::kind::FLOAT_CPU).set_requires_grad(true);
-    let mut opt = AdamW::new(vec![("w.weight".into(), w.shallow_clone())], 0.9, 0.999, 1e-6);
+    let mut opt = AdamW::new(
+        vec![("w.weight".into(), w.shallow_clone())],
+        0.9,
+        0.999,
+        1e-6,
+    );
     set_grad(&w, &Tensor::from_slice(&[3.0f32, 4.0]));
     let before = opt.clip_grad_norm(1.0);
     assert!((before - 5.0).abs() < 1e-6);
@@ -53,6 +66,8 @@ fn schedules_by_hand() {
     assert!((f(LrSchedule::Linear, 6) - 0.5).abs() < 1e-12);
     assert!((f(LrSchedule::Linear, 9) - 0.125).abs() < 1e-12);
     assert!((f(LrSchedule::Cosine, 6) - 0.5).abs() < 1e-12);
-    assert!((f(LrSchedule::Cosine, 4) - 0.5 * (1.0 + (std::f64::consts::PI / 4.0).cos())).abs() < 1e-12);
+    assert!(
+        (f(LrSchedule::Cosine, 4) - 0.5 * (1.0 + (std::f64::consts::PI / 4.0).cos())).abs() < 1e-12
+    );
     assert_eq!(f(LrSchedule::Constant, 9), 1.0);
 }

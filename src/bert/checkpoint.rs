@@ -376,3 +376,35 @@ pub fn save(model: &Model, dir: impl AsRef<Path>) -> Result<()> {
         std::fs::write(tmp, text + "\n").map_err(|e| Error::io(tmp, e))
     })
 }
+
+/// Copies a saved folder's weights into `model`'s variables (same architecture), by HF
+/// name, converting the kind; every variable must be found with its shape.
+pub fn restore(model: &Model, dir: impl AsRef<Path>) -> Result<()> {
+    let dir = dir.as_ref();
+    let mut tensors: BTreeMap<String, Tensor> = BTreeMap::new();
+    for file in weight_files(dir)? {
+        for (name, t) in read_weights(&file)? {
+            if let Some(c) = canonical(&name) {
+                tensors.entry(c).or_insert(t);
+            }
+        }
+    }
+    for (name, var) in model.vs.variables() {
+        let t = tensors
+            .get(&name)
+            .ok_or_else(|| Error::checkpoint(dir, format!("missing tensor {name}")))?;
+        if t.size() != var.size() {
+            return Err(Error::checkpoint(
+                dir,
+                format!(
+                    "tensor {name}: shape {:?}, the model has {:?}",
+                    t.size(),
+                    var.size()
+                ),
+            ));
+        }
+        tch::no_grad(|| var.shallow_clone().f_copy_(t))
+            .map_err(|e| Error::checkpoint(dir, format!("tensor {name}: {e}")))?;
+    }
+    Ok(())
+}

@@ -19,9 +19,13 @@ pub fn kd(teacher: &Tensor, student: &Tensor, temperature: f64) -> Tensor {
 
 /// Mean cross-entropy of `logits` [n, classes] against `labels` [n].
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
-    logits
-        .to_kind(Kind::Float)
-        .cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::Mean, -100, 0.0)
+    logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(
+        labels,
+        None,
+        tch::Reduction::Mean,
+        -100,
+        0.0,
+    )
 }
 
 fn token_mask(mask: &Tensor) -> (Tensor, Tensor) {

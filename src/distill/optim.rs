@@ -88,7 +88,12 @@ impl AdamW {
     pub fn grad_norm(&self) -> f64 {
         let sq: f64 = self
             .grads()
-            .map(|(_, g)| g.to_kind(Kind::Float).square().sum(Kind::Float).double_value(&[]))
+            .map(|(_, g)| {
+                g.to_kind(Kind::Float)
+                    .square()
+                    .sum(Kind::Float)
+                    .double_value(&[])
+            })
             .sum();
         sq.sqrt()
     }
@@ -146,7 +151,10 @@ impl AdamW {
         let mut out = Vec::new();
         for p in &self.params {
             out.push((format!("exp_avg.{}", p.name), p.exp_avg.shallow_clone()));
-            out.push((format!("exp_avg_sq.{}", p.name), p.exp_avg_sq.shallow_clone()));
+            out.push((
+                format!("exp_avg_sq.{}", p.name),
+                p.exp_avg_sq.shallow_clone(),
+            ));
             if let Some(m) = &p.master {
                 out.push((format!("master.{}", p.name), m.shallow_clone()));
             }
@@ -155,7 +163,11 @@ impl AdamW {
     }
 
     /// Restores what `state` saved (and `steps`); every parameter must be there.
-    pub fn load_state(&mut self, saved: &std::collections::HashMap<String, Tensor>, steps: u64) -> Result<()> {
+    pub fn load_state(
+        &mut self,
+        saved: &std::collections::HashMap<String, Tensor>,
+        steps: u64,
+    ) -> Result<()> {
         tch::no_grad(|| -> Result<()> {
             for p in &mut self.params {
                 let get = |k: String| {

@@ -25,7 +25,11 @@ impl Scheduled {
         match *self {
             Scheduled::Constant(v) => v,
             Scheduled::Linear { start, end } => {
-                let t = if total <= 1 { 1.0 } else { step as f64 / (total - 1) as f64 };
+                let t = if total <= 1 {
+                    1.0
+                } else {
+                    step as f64 / (total - 1) as f64
+                };
                 start + (end - start) * t.clamp(0.0, 1.0)
             }
         }
@@ -377,8 +381,13 @@ fn d_job() -> Job {
 }
 
 /// Sets `a.b.c` to a YAML scalar in `doc`, creating maps on the way.
-fn set_path(doc: &mut serde_yaml::Value, key: &str, value: &str) -> std::result::Result<(), String> {
-    let parsed: serde_yaml::Value = serde_yaml::from_str(value).map_err(|e| format!("value {value:?}: {e}"))?;
+fn set_path(
+    doc: &mut serde_yaml::Value,
+    key: &str,
+    value: &str,
+) -> std::result::Result<(), String> {
+    let parsed: serde_yaml::Value =
+        serde_yaml::from_str(value).map_err(|e| format!("value {value:?}: {e}"))?;
     let mut node = doc;
     let parts: Vec<&str> = key.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
@@ -424,11 +433,16 @@ impl Recipe {
             let (k, v) = o
                 .split_once('=')
                 .ok_or_else(|| Error::config(path, "--set", format!("{o:?} is not KEY=VALUE")))?;
-            set_path(&mut doc, k.trim(), v.trim()).map_err(|m| Error::config(path, format!("--set {k}"), m))?;
+            set_path(&mut doc, k.trim(), v.trim())
+                .map_err(|m| Error::config(path, format!("--set {k}"), m))?;
         }
         let mut r: Recipe = serde_path_to_error::deserialize(doc).map_err(|e| {
             let field = e.path().to_string();
-            let field = if field == "." { "(top level)".to_string() } else { field };
+            let field = if field == "." {
+                "(top level)".to_string()
+            } else {
+                field
+            };
             Error::config(path, field, e.into_inner().to_string())
         })?;
         r.path = path.to_path_buf();
@@ -446,7 +460,10 @@ impl Recipe {
             return err("training.batch_size", "must be at least 1".into());
         }
         if t.gradient_accumulation == 0 {
-            return err("training.gradient_accumulation", "must be at least 1".into());
+            return err(
+                "training.gradient_accumulation",
+                "must be at least 1".into(),
+            );
         }
         if t.steps == 0 {
             return err("training.steps", "must be at least 1".into());
@@ -455,20 +472,32 @@ impl Recipe {
             return err("training.keep_checkpoints", "must be at least 1".into());
         }
         if !["auto", "fp32", "bf16", "fp16"].contains(&self.precision.as_str()) {
-            return err("precision", format!("{:?}: allowed auto, fp32, bf16, fp16", self.precision));
+            return err(
+                "precision",
+                format!("{:?}: allowed auto, fp32, bf16, fp16", self.precision),
+            );
         }
         if let Err(e) = crate::device::check_syntax(&self.device) {
             return err("device", e);
         }
         let o = &self.optimizer;
         if !(o.learning_rate > 0.0) {
-            return err("optimizer.learning_rate", format!("{} must be positive", o.learning_rate));
+            return err(
+                "optimizer.learning_rate",
+                format!("{} must be positive", o.learning_rate),
+            );
         }
         if !(0.0..1.0).contains(&o.betas.0) || !(0.0..1.0).contains(&o.betas.1) {
-            return err("optimizer.betas", format!("{:?}: each must be in [0, 1)", o.betas));
+            return err(
+                "optimizer.betas",
+                format!("{:?}: each must be in [0, 1)", o.betas),
+            );
         }
         if o.warmup_steps > t.steps {
-            return err("optimizer.warmup_steps", format!("{} exceeds training.steps {}", o.warmup_steps, t.steps));
+            return err(
+                "optimizer.warmup_steps",
+                format!("{} exceeds training.steps {}", o.warmup_steps, t.steps),
+            );
         }
         if o.max_grad_norm < 0.0 {
             return err("optimizer.max_grad_norm", "must not be negative".into());
@@ -493,7 +522,10 @@ impl Recipe {
                 Scheduled::Linear { start, end } => start < 0.0 || end < 0.0,
             };
             if bad {
-                return err(&format!("losses.{name}.weight"), "must not be negative".into());
+                return err(
+                    &format!("losses.{name}.weight"),
+                    "must not be negative".into(),
+                );
             }
         }
         let needs_teacher = active.iter().any(|n| !["mlm", "nsp"].contains(n));
@@ -511,13 +543,22 @@ impl Recipe {
             }
             Job::Pretrain => {
                 if needs_teacher {
-                    return err("losses", format!("a pretrain job has no teacher; only mlm and nsp apply (active: {})", active.join(", ")));
+                    return err(
+                        "losses",
+                        format!(
+                            "a pretrain job has no teacher; only mlm and nsp apply (active: {})",
+                            active.join(", ")
+                        ),
+                    );
                 }
                 if self.student.is_none() {
                     return err("student", "a pretrain job needs a student".into());
                 }
                 if active.is_empty() {
-                    return err("losses", "set losses.mlm.weight and/or losses.nsp.weight".into());
+                    return err(
+                        "losses",
+                        "set losses.mlm.weight and/or losses.nsp.weight".into(),
+                    );
                 }
             }
             Job::FitHeads => {
@@ -532,23 +573,38 @@ impl Recipe {
             }
             if let (Some(h), Some(a)) = (s.hidden_size, s.attention_heads) {
                 if a <= 0 || h <= 0 || h % a != 0 {
-                    return err("student.hidden_size", format!("{h} is not divisible by attention_heads {a}"));
+                    return err(
+                        "student.hidden_size",
+                        format!("{h} is not divisible by attention_heads {a}"),
+                    );
                 }
             }
             if let Some(act) = &s.activation {
                 if crate::bert::Activation::parse(act).is_none() {
-                    return err("student.activation", format!("{act:?}: allowed {}", crate::bert::config::ACTIVATIONS));
+                    return err(
+                        "student.activation",
+                        format!("{act:?}: allowed {}", crate::bert::config::ACTIVATIONS),
+                    );
                 }
             }
             match (&s.init, &s.teacher_layers) {
                 (Init::Random, Some(_)) => {
-                    return err("student.teacher_layers", "only with init: from-teacher".into());
+                    return err(
+                        "student.teacher_layers",
+                        "only with init: from-teacher".into(),
+                    );
                 }
                 (Init::FromTeacher, _) if self.teacher.is_none() => {
-                    return err("student.init", "from-teacher needs a teacher section".into());
+                    return err(
+                        "student.init",
+                        "from-teacher needs a teacher section".into(),
+                    );
                 }
                 (_, Some(LayerChoice::Named(n))) if n != "uniform" => {
-                    return err("student.teacher_layers", format!("{n:?}: allowed uniform or a list of layer indices"));
+                    return err(
+                        "student.teacher_layers",
+                        format!("{n:?}: allowed uniform or a list of layer indices"),
+                    );
                 }
                 (_, Some(LayerChoice::List(l))) if l.len() as i64 != s.layers => {
                     return err(
@@ -560,7 +616,10 @@ impl Recipe {
             }
         }
         if self.data.tokenizer.is_none() && self.teacher.is_none() {
-            return err("data.tokenizer", "needed when the recipe has no teacher".into());
+            return err(
+                "data.tokenizer",
+                "needed when the recipe has no teacher".into(),
+            );
         }
         Ok(())
     }

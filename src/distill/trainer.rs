@@ -1,0 +1,854 @@
+//! One trainer for three jobs: distillation (teacher → student), pretraining (no teacher),
+//! and fitting MLM/NSP heads onto a frozen headless teacher. The recipe says which.
+//!
+//! A step is: forward of the student (train mode) and of the teacher (eval, no grad, MLM
+//! logits only where a loss reads them), the weighted losses, backward (accumulated over
+//! micro-batches), clipping, AdamW. Dropout is seeded by (seed, step), the data by its
+//! cursor, so a run resumed from a checkpoint continues exactly.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tch::{nn, Device, Kind, Tensor};
+
+use super::checkpoint::{self as ckpt, TrainerState};
+use super::losses;
+use super::metrics::{self, Metrics, Row};
+use super::optim::{AdamW, LossScaler};
+use super::recipe::{HeadPolicy, Job, KdPositions, LossWeight, Recipe, Scheduled};
+use super::schedule::lr_factor;
+use super::student;
+use crate::bert::{self, BertOutput, ForwardOptions, Heads, LoadOptions, MlmPositions, Model};
+use crate::data::{self, Batch, Cursor, Loader};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Continue from the newest checkpoint in the output folder.
+    pub resume: bool,
+    /// Start over even if the output folder has checkpoints (they are removed).
+    pub force: bool,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    pub output: PathBuf,
+    pub steps: u64,
+    pub first_validation: Option<f64>,
+    pub last_validation: Option<f64>,
+    pub final_model: PathBuf,
+    pub metrics: PathBuf,
+    pub plot: PathBuf,
+    pub seconds: f64,
+}
+
+/// The active losses with their layer pairs resolved.
+struct Plan {
+    active: Vec<(&'static str, Scheduled, Vec<(usize, usize)>)>,
+    kd_all_positions: bool,
+    attentions: bool,
+}
+
+impl Plan {
+    fn has(&self, name: &str) -> bool {
+        self.active.iter().any(|(n, _, _)| *n == name)
+    }
+}
+
+fn default_pairs(name: &str, ls: usize, lt: usize) -> Vec<(usize, usize)> {
+    let scaled = |i: usize| ((i * lt) as f64 / ls as f64).round() as usize;
+    match name {
+        "hidden_mse" => (0..=ls).map(|i| (i, scaled(i))).collect(),
+        "attention_mse" => (1..=ls).map(|i| (i, scaled(i))).collect(),
+        "hidden_cos" | "attention_kl" | "value_relation" => vec![(ls, lt)],
+        _ => Vec::new(),
+    }
+}
+
+fn plan(recipe: &Recipe, s: &bert::BertConfig, t: Option<&bert::BertConfig>) -> Result<Plan> {
+    let ls = s.num_hidden_layers as usize;
+    let lt = t.map(|t| t.num_hidden_layers as usize).unwrap_or(ls);
+    let mut active = Vec::new();
+    let err = |f: String, m: String| Error::config(&recipe.path, f, m);
+    for (name, w) in recipe.losses.all() {
+        let w: &LossWeight = w;
+        if w.weight.is_zero() {
+            continue;
+        }
+        let pairs = w
+            .layers
+            .clone()
+            .unwrap_or_else(|| default_pairs(name, ls, lt));
+        let first = if name.starts_with("attention") || name == "value_relation" {
+            1
+        } else {
+            0
+        };
+        for &(a, b) in &pairs {
+            if a < first || a > ls || b < first || b > lt {
+                return Err(err(
+                    format!("losses.{name}.layers"),
+                    format!("pair ({a}, {b}) is outside student layers {first}..={ls} / teacher layers {first}..={lt}"),
+                ));
+            }
+        }
+        if name.starts_with("attention") || name == "value_relation" {
+            if let Some(t) = t {
+                if t.num_attention_heads != s.num_attention_heads {
+                    return Err(err(
+                        "student.attention_heads".into(),
+                        format!(
+                            "{} differs from the teacher's {}, and losses.{name} compares heads one to one",
+                            s.num_attention_heads, t.num_attention_heads
+                        ),
+                    ));
+                }
+            }
+        }
+        active.push((name, w.weight, pairs));
+    }
+    Ok(Plan {
+        attentions: active
+            .iter()
+            .any(|(n, _, _)| n.starts_with("attention") || *n == "value_relation"),
+        kd_all_positions: recipe.losses.kd_mlm.positions == KdPositions::All,
+        active,
+    })
+}
+
+/// What one batch gives: raw loss components, and what accuracy needs.
+struct Computed {
+    components: Vec<(&'static str, Tensor)>,
+    student: BertOutput,
+    /// Labels of the rows of `student.mlm_logits` (-100 where not masked).
+    mlm_labels: Tensor,
+}
+
+fn compute(
+    plan: &Plan,
+    model: &Model,
+    teacher: Option<&Model>,
+    projection: Option<&nn::Linear>,
+    batch: &Batch,
+    temperature: f64,
+    train: bool,
+) -> Result<Computed> {
+    let mask = &batch.inputs.attention_mask;
+    let positions = if plan.kd_all_positions && plan.has("kd_mlm") {
+        mask.view([-1]).nonzero().squeeze_dim(-1)
+    } else {
+        batch.masked_positions.shallow_clone()
+    };
+    let mlm_labels = batch.labels.view([-1]).index_select(0, &positions);
+    let s_opts = ForwardOptions {
+        attentions: plan.attentions,
+        mlm: MlmPositions::Flat(positions.shallow_clone()),
+        nsp: true,
+        train,
+    };
+    let s = model.forward(&batch.inputs, &s_opts)?;
+    let t = match teacher {
+        Some(t) => {
+            let t_opts = ForwardOptions {
+                attentions: plan.attentions,
+                mlm: if plan.has("kd_mlm") {
+                    MlmPositions::Flat(positions.shallow_clone())
+                } else {
+                    MlmPositions::None
+                },
+                nsp: plan.has("kd_nsp"),
+                train: false,
+            };
+            Some(tch::no_grad(|| t.forward(&batch.inputs, &t_opts))?)
+        }
+        None => None,
+    };
+    let need_t = || {
+        t.as_ref()
+            .ok_or_else(|| Error::Invalid("this loss needs a teacher".into()))
+    };
+    let mean = |pairs: &[(usize, usize)], f: &dyn Fn(usize, usize) -> Tensor| {
+        let terms: Vec<Tensor> = pairs.iter().map(|&(a, b)| f(a, b)).collect();
+        Tensor::stack(&terms, 0).mean(Kind::Float)
+    };
+    let mut components = Vec::new();
+    for (name, _, pairs) in &plan.active {
+        let v = match *name {
+            "kd_mlm" => losses::kd(
+                need_t()?.mlm_logits.as_ref().expect("asked for"),
+                s.mlm_logits.as_ref().expect("asked for"),
+                temperature,
+            ),
+            "kd_nsp" => losses::kd(
+                need_t()?.nsp_logits.as_ref().expect("asked for"),
+                s.nsp_logits.as_ref().expect("asked for"),
+                temperature,
+            ),
+            "mlm" => losses::cross_entropy(s.mlm_logits.as_ref().expect("asked for"), &mlm_labels),
+            "nsp" => {
+                losses::cross_entropy(s.nsp_logits.as_ref().expect("asked for"), &batch.nsp_labels)
+            }
+            "hidden_cos" => {
+                let t = need_t()?;
+                mean(pairs, &|a, b| {
+                    losses::hidden_cos(&s.hidden_states[a], &t.hidden_states[b], mask)
+                })
+            }
+            "hidden_mse" => {
+                let t = need_t()?;
+                mean(pairs, &|a, b| {
+                    let h = &s.hidden_states[a];
+                    let h = match projection {
+                        Some(p) => h.to_kind(Kind::Float).apply(p),
+                        None => h.shallow_clone(),
+                    };
+                    losses::hidden_mse(&h, &t.hidden_states[b], mask)
+                })
+            }
+            "attention_mse" | "attention_kl" | "value_relation" => {
+                let t = need_t()?;
+                let (sa, ta) = (
+                    s.attentions.as_ref().expect("asked for"),
+                    t.attentions.as_ref().expect("asked for"),
+                );
+                mean(pairs, &|a, b| {
+                    let (x, y) = (&sa[a - 1], &ta[b - 1]);
+                    match *name {
+                        "attention_mse" => losses::attention_mse(&x.scores, &y.scores, mask),
+                        "attention_kl" => losses::attention_kl(&x.scores, &y.scores, mask),
+                        _ => losses::value_relation(&x.values, &y.values, mask),
+                    }
+                })
+            }
+            other => return Err(Error::Invalid(format!("unknown loss {other}"))),
+        };
+        components.push((*name, v));
+    }
+    Ok(Computed {
+        components,
+        student: s,
+        mlm_labels,
+    })
+}
+
+fn weights_at(plan: &Plan, step: u64, total: u64) -> Vec<f64> {
+    plan.active
+        .iter()
+        .map(|(_, w, _)| w.at(step, total))
+        .collect()
+}
+
+struct Eval {
+    components: BTreeMap<&'static str, f64>,
+    loss: f64,
+    mlm_accuracy: f64,
+    nsp_accuracy: f64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    plan: &Plan,
+    model: &Model,
+    teacher: Option<&Model>,
+    projection: Option<&nn::Linear>,
+    batches: &[Batch],
+    weights: &[f64],
+    temperature: f64,
+) -> Result<Eval> {
+    let mut sums: BTreeMap<&'static str, f64> = BTreeMap::new();
+    let (mut mlm_ok, mut mlm_n, mut nsp_ok, mut nsp_n) = (0.0, 0.0, 0.0, 0.0);
+    tch::no_grad(|| -> Result<()> {
+        for b in batches {
+            let c = compute(plan, model, teacher, projection, b, temperature, false)?;
+            for (n, v) in &c.components {
+                *sums.entry(n).or_default() += v.double_value(&[]);
+            }
+            if let Some(l) = &c.student.mlm_logits {
+                let masked = c.mlm_labels.ne(-100);
+                let hit = l
+                    .argmax(-1, false)
+                    .eq_tensor(&c.mlm_labels)
+                    .logical_and(&masked);
+                mlm_ok += hit.sum(Kind::Float).double_value(&[]);
+                mlm_n += masked.sum(Kind::Float).double_value(&[]);
+            }
+            if let Some(l) = &c.student.nsp_logits {
+                nsp_ok += l
+                    .argmax(-1, false)
+                    .eq_tensor(&b.nsp_labels)
+                    .sum(Kind::Float)
+                    .double_value(&[]);
+                nsp_n += b.nsp_labels.size()[0] as f64;
+            }
+        }
+        Ok(())
+    })?;
+    let n = batches.len().max(1) as f64;
+    let components: BTreeMap<&'static str, f64> =
+        sums.into_iter().map(|(k, v)| (k, v / n)).collect();
+    let loss = plan
+        .active
+        .iter()
+        .zip(weights)
+        .map(|((name, _, _), w)| w * components[name])
+        .sum();
+    Ok(Eval {
+        components,
+        loss,
+        mlm_accuracy: mlm_ok / mlm_n.max(1.0),
+        nsp_accuracy: nsp_ok / nsp_n.max(1.0),
+    })
+}
+
+fn precision(recipe: &Recipe, device: Device) -> Result<Kind> {
+    Ok(match (recipe.precision.as_str(), device) {
+        ("auto", Device::Cpu) | ("fp32", _) => Kind::Float,
+        ("auto", _) | ("bf16", _) => Kind::BFloat16,
+        ("fp16", _) => Kind::Half,
+        (p, _) => return Err(Error::config(&recipe.path, "precision", format!("{p:?}"))),
+    })
+}
+
+/// SHA-256 of a checkpoint's weights, for the fitted-heads cache key.
+fn weights_digest(dir: &Path) -> Result<String> {
+    let f = dir.join("model.safetensors");
+    let f = if f.is_file() {
+        f
+    } else {
+        dir.join("pytorch_model.bin")
+    };
+    crate::tokenize::file_sha256(&f)
+}
+
+/// The teacher with the heads the losses need: its own, or fitted (and cached beside the
+/// run, in `OUTPUT/teacher-heads`) when `teacher.heads: fit`.
+fn teacher_with_heads(
+    recipe: &Recipe,
+    need: Heads,
+    device: Device,
+    opts: &RunOptions,
+) -> Result<Model> {
+    let t = recipe.teacher.as_ref().expect("validated");
+    let load = |dir: &Path| {
+        bert::load(
+            dir,
+            &LoadOptions {
+                device,
+                ..Default::default()
+            },
+        )
+    };
+    let teacher = load(&t.checkpoint)?;
+    let has = teacher.report.as_ref().expect("loaded").checkpoint_heads;
+    if (!need.mlm || has.mlm) && (!need.nsp || has.nsp) {
+        return Ok(teacher);
+    }
+    let missing = if need.mlm && !has.mlm { "MLM" } else { "NSP" };
+    if t.heads == HeadPolicy::Fail {
+        return Err(Error::config(
+            &recipe.path,
+            "teacher.heads",
+            format!(
+                "the teacher ({}) has no {missing} head, which the distillation losses need; set teacher.heads: fit",
+                t.checkpoint.display()
+            ),
+        ));
+    }
+    drop(teacher);
+    let dir = recipe.output.join("teacher-heads");
+    let key = serde_json::json!({
+        "teacher": t.checkpoint.display().to_string(),
+        "weights_sha256": weights_digest(&t.checkpoint)?,
+        "fit": t.fit,
+        "seed": recipe.seed,
+        "data": recipe.data,
+        "batch_size": recipe.training.batch_size,
+    });
+    let key_path = dir.join("fit.json");
+    let cached = std::fs::read_to_string(&key_path)
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .is_some_and(|k| k == key);
+    if cached && dir.join("model.safetensors").is_file() {
+        eprintln!("teacher heads: reusing {}", dir.display());
+        return load(&dir);
+    }
+    eprintln!(
+        "teacher heads: the teacher has no {missing} head; fitting MLM and NSP heads ({} steps)",
+        t.fit.steps
+    );
+    let mut sub = recipe.clone();
+    sub.job = Job::FitHeads;
+    sub.student = None;
+    sub.output = recipe.output.join("teacher-heads-run");
+    sub.losses = Default::default();
+    sub.losses.mlm.weight = Scheduled::Constant(1.0);
+    sub.losses.nsp.weight = Scheduled::Constant(1.0);
+    sub.optimizer.learning_rate = t.fit.learning_rate;
+    sub.optimizer.warmup_steps = t.fit.steps / 10;
+    sub.training.steps = t.fit.steps;
+    sub.training.gradient_accumulation = 1;
+    sub.training.eval_every = 0;
+    sub.training.checkpoint_every = 0;
+    sub.training.keep_checkpoints = 1;
+    let summary = run(
+        &sub,
+        &RunOptions {
+            resume: false,
+            force: true,
+            quiet: opts.quiet,
+        },
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&summary.final_model, &dir).map_err(|e| Error::io(&dir, e))?;
+    let _ = std::fs::remove_dir_all(sub.output.join("checkpoints"));
+    std::fs::write(&key_path, serde_json::to_string_pretty(&key).expect("json"))
+        .map_err(|e| Error::io(&key_path, e))?;
+    load(&dir)
+}
+
+/// Runs a recipe to its last step (or from its newest checkpoint with `resume`).
+pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
+    let started = Instant::now();
+    let device = crate::device::parse(&recipe.device)?;
+    let kind = precision(recipe, device)?;
+    let out = &recipe.output;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let ckpt_root = out.join("checkpoints");
+    let existing = ckpt::list(&ckpt_root)?;
+    if !existing.is_empty() && !opts.resume {
+        if !opts.force {
+            return Err(Error::Invalid(format!(
+                "{} already has checkpoints: use --resume to continue the run, or --force to start it over",
+                out.display()
+            )));
+        }
+        std::fs::remove_dir_all(&ckpt_root).map_err(|e| Error::io(&ckpt_root, e))?;
+    }
+
+    let tokenizer = recipe.tokenizer()?;
+    let tok_dir = recipe.tokenizer_dir().to_path_buf();
+    let sets = data::prepare(&recipe.data, &tokenizer)?;
+
+    // The model that trains, and the teacher whose targets it learns.
+    let need = Heads {
+        pooler: false,
+        mlm: !recipe.losses.kd_mlm.weight.is_zero(),
+        nsp: !recipe.losses.kd_nsp.weight.is_zero(),
+    };
+    let (model, teacher) = match recipe.job {
+        Job::Distill => {
+            let teacher = teacher_with_heads(recipe, need, device, opts)?;
+            let s = recipe.student.as_ref().expect("validated");
+            let base = teacher.config().clone();
+            (
+                student::build(s, &base, Some(&teacher), device, &recipe.path)?,
+                Some(teacher),
+            )
+        }
+        Job::Pretrain => {
+            // The shape defaults come from the teacher's config when the recipe names one,
+            // else from BERT's, with the tokenizer's vocabulary.
+            let base = match &recipe.teacher {
+                Some(t) => bert::BertConfig::from_file(t.checkpoint.join("config.json"))?,
+                None => bert::BertConfig {
+                    vocab_size: tokenizer.vocab_size() as i64,
+                    ..Default::default()
+                },
+            };
+            let s = recipe.student.as_ref().expect("validated");
+            (student::build(s, &base, None, device, &recipe.path)?, None)
+        }
+        Job::FitHeads => {
+            let t = recipe.teacher.as_ref().expect("validated");
+            let m = bert::load(
+                &t.checkpoint,
+                &LoadOptions {
+                    device,
+                    heads: Heads::ALL,
+                    ..Default::default()
+                },
+            )?;
+            for (name, v) in m.vs.variables() {
+                if !name.starts_with("cls.") {
+                    let _ = v.set_requires_grad(false);
+                }
+            }
+            (m, None)
+        }
+    };
+    if tokenizer.vocab_size() as i64 > model.config().vocab_size {
+        return Err(Error::tokenizer(
+            tokenizer.source(),
+            format!(
+                "{} tokens, more than the model's vocab_size {}",
+                tokenizer.vocab_size(),
+                model.config().vocab_size
+            ),
+        ));
+    }
+    if let Some(t) = &teacher {
+        if t.config().vocab_size != model.config().vocab_size {
+            return Err(Error::Invalid(format!(
+                "the student's vocabulary ({}) differs from the teacher's ({})",
+                model.config().vocab_size,
+                t.config().vocab_size
+            )));
+        }
+    }
+    let plan = plan(recipe, model.config(), teacher.as_ref().map(|t| t.config()))?;
+
+    // A learned projection when hidden_mse compares different widths (TinyBERT).
+    let extra = nn::VarStore::new(device);
+    let projection = match &teacher {
+        Some(t)
+            if plan.has("hidden_mse") && t.config().hidden_size != model.config().hidden_size =>
+        {
+            Some(nn::linear(
+                extra.root() / "projection",
+                model.config().hidden_size,
+                t.config().hidden_size,
+                Default::default(),
+            ))
+        }
+        _ => None,
+    };
+
+    if kind != Kind::Float {
+        let mut m = model;
+        m.vs.set_kind(kind);
+        let teacher = teacher.map(|mut t| {
+            t.vs.set_kind(kind);
+            t
+        });
+        return train(
+            recipe, opts, started, device, kind, m, teacher, extra, projection, plan, sets,
+            tokenizer, tok_dir, ckpt_root, existing,
+        );
+    }
+    train(
+        recipe, opts, started, device, kind, model, teacher, extra, projection, plan, sets,
+        tokenizer, tok_dir, ckpt_root, existing,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train(
+    recipe: &Recipe,
+    opts: &RunOptions,
+    started: Instant,
+    device: Device,
+    kind: Kind,
+    model: Model,
+    teacher: Option<Model>,
+    extra: nn::VarStore,
+    projection: Option<nn::Linear>,
+    plan: Plan,
+    sets: data::Datasets,
+    tokenizer: crate::tokenize::BertTokenizer,
+    tok_dir: PathBuf,
+    ckpt_root: PathBuf,
+    existing: Vec<PathBuf>,
+) -> Result<RunSummary> {
+    let out = &recipe.output;
+    let tr = &recipe.training;
+    let total = tr.steps;
+    let mut named: Vec<(String, Tensor)> = model
+        .vs
+        .variables()
+        .into_iter()
+        .filter(|(_, v)| v.requires_grad())
+        .collect();
+    named.extend(
+        extra
+            .variables()
+            .into_iter()
+            .map(|(n, v)| (format!("extra.{n}"), v)),
+    );
+    let o = &recipe.optimizer;
+    let mut optimizer = AdamW::new(named, o.betas.0, o.betas.1, o.eps);
+    let mut scaler = (kind == Kind::Half).then(LossScaler::new);
+
+    let mut start = 0u64;
+    let mut cursor = Cursor::default();
+    if opts.resume {
+        if let Some(last) = existing.last() {
+            let state = ckpt::restore(last, &model, &mut optimizer, &extra)?;
+            let mut a = state.recipe.clone();
+            let mut b = recipe.clone();
+            a.training.steps = 0;
+            b.training.steps = 0;
+            a.path = PathBuf::new();
+            b.path = PathBuf::new();
+            if a != b {
+                return Err(Error::Invalid(format!(
+                    "{}: the recipe differs from the one the checkpoint was made with (only training.steps may change on resume)",
+                    last.display()
+                )));
+            }
+            start = state.step;
+            cursor = state.cursor;
+            scaler = state.scaler;
+            eprintln!("resuming from {} (step {start})", last.display());
+        } else {
+            eprintln!(
+                "nothing to resume in {}: starting at step 0",
+                ckpt_root.display()
+            );
+        }
+    }
+
+    let bs = tr.batch_size;
+    let lopts = data::loader_options(&recipe.data, &tokenizer, bs, recipe.seed);
+    let mut loader = Loader::new(
+        sets.train.corpus.clone(),
+        sets.train.docs.clone(),
+        lopts.clone(),
+        cursor,
+    );
+    let val_batches: Vec<Batch> = match &sets.validation {
+        Some(v) => {
+            let mut vo = lopts.clone();
+            vo.shuffle = false;
+            vo.seed = 1234;
+            let mut l = Loader::new(v.corpus.clone(), v.docs.clone(), vo, Cursor::default());
+            (0..tr.eval_batches)
+                .map_while(|_| l.next_items())
+                .map(|g| data::batch::collate(&g, tokenizer.pad_id).to_device(device))
+                .collect()
+        }
+        None => Vec::new(),
+    };
+
+    let metrics_path = out.join("metrics.csv");
+    let mut metrics = Metrics::open(&metrics_path, start)?;
+    let bar = if opts.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(total)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:25}] {pos}/{len} {msg} eta {eta}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    let job = format!("{:?}", recipe.job).to_lowercase();
+    bar.set_prefix(job.clone());
+    bar.set_position(start);
+
+    let mut first_val: Option<f64> = None;
+    let mut last_val: Option<f64> = None;
+    let val_row = |step: u64,
+                   model: &Model,
+                   metrics: &mut Metrics,
+                   epoch: u64|
+     -> Result<Option<f64>> {
+        if val_batches.is_empty() {
+            return Ok(None);
+        }
+        let w = weights_at(&plan, step.saturating_sub(1), total);
+        let temp = recipe.losses.temperature.at(step.saturating_sub(1), total);
+        let e = evaluate(
+            &plan,
+            model,
+            teacher.as_ref(),
+            projection.as_ref(),
+            &val_batches,
+            &w,
+            temp,
+        )?;
+        let mut row = Row::new("validation", step);
+        row.set("epoch", epoch as f64)
+            .set("temperature", temp)
+            .set("loss", e.loss);
+        for (n, v) in &e.components {
+            row.set(n, *v);
+        }
+        row.set("mlm_accuracy", e.mlm_accuracy)
+            .set("nsp_accuracy", e.nsp_accuracy);
+        metrics.write(&row)?;
+        let parts: Vec<String> = e
+            .components
+            .iter()
+            .map(|(n, v)| format!("{n} {v:.4}"))
+            .collect();
+        bar.suspend(|| {
+            eprintln!(
+                "{job} step {step}: validation loss {:.4} ({}), MLM accuracy {:.3}, NSP accuracy {:.3}",
+                e.loss,
+                parts.join(", "),
+                e.mlm_accuracy,
+                e.nsp_accuracy
+            )
+        });
+        Ok(Some(e.loss))
+    };
+    if start == 0 {
+        first_val = val_row(0, &model, &mut metrics, 0)?;
+    }
+
+    let accum = tr.gradient_accumulation;
+    let mut window = Instant::now();
+    let (mut win_samples, mut win_tokens) = (0u64, 0u64);
+    for step in start..total {
+        let lr = o.learning_rate * lr_factor(o.schedule, step, o.warmup_steps, total);
+        let temp = recipe.losses.temperature.at(step, total);
+        let weights = weights_at(&plan, step, total);
+        tch::manual_seed(
+            (recipe.seed as i64)
+                .wrapping_mul(1_000_003)
+                .wrapping_add(step as i64),
+        );
+        let mut sums = vec![0.0; plan.active.len()];
+        let scale = scaler.as_ref().map(|s| s.scale).unwrap_or(1.0);
+        for _ in 0..accum {
+            let batch = loader
+                .next_batch()
+                .ok_or_else(|| Error::Invalid("the training data cannot fill one batch".into()))?
+                .to_device(device);
+            win_samples += batch.size() as u64;
+            win_tokens += batch
+                .inputs
+                .attention_mask
+                .sum(Kind::Int64)
+                .int64_value(&[]) as u64;
+            let c = compute(
+                &plan,
+                &model,
+                teacher.as_ref(),
+                projection.as_ref(),
+                &batch,
+                temp,
+                true,
+            )?;
+            let mut loss = Tensor::zeros([], (Kind::Float, device));
+            for (i, ((name, v), w)) in c.components.iter().zip(&weights).enumerate() {
+                let x = v.double_value(&[]);
+                if !x.is_finite() {
+                    bar.abandon();
+                    return Err(Error::Invalid(format!(
+                        "step {}: loss component {name} is {x}; stopped (the last good checkpoint is kept in {})",
+                        step + 1,
+                        ckpt_root.display()
+                    )));
+                }
+                sums[i] += x / accum as f64;
+                loss = loss + v * *w;
+            }
+            (loss * (scale / accum as f64)).backward();
+        }
+        if scale != 1.0 {
+            optimizer.scale_grads(1.0 / scale);
+        }
+        let grad_norm = optimizer.clip_grad_norm(o.max_grad_norm);
+        let take = match scaler.as_mut() {
+            Some(s) => s.update(grad_norm),
+            None => true,
+        };
+        if !grad_norm.is_finite() && scaler.is_none() {
+            bar.abandon();
+            return Err(Error::Invalid(format!(
+                "step {}: the gradient norm is {grad_norm}; stopped (the last good checkpoint is kept in {})",
+                step + 1,
+                ckpt_root.display()
+            )));
+        }
+        if take {
+            optimizer.step(lr, o.weight_decay);
+        }
+        optimizer.zero_grad();
+        let done = step + 1;
+        let loss: f64 = sums.iter().zip(&weights).map(|(v, w)| v * w).sum();
+        let secs = window.elapsed().as_secs_f64();
+        let (sps, tps) = (win_samples as f64 / secs, win_tokens as f64 / secs);
+        if done % tr.log_every.max(1) == 0 || done == total || done == 1 {
+            let mut row = Row::new("train", done);
+            row.set("epoch", loader.cursor().epoch as f64)
+                .set("lr", lr)
+                .set("temperature", temp)
+                .set("loss", loss)
+                .set("grad_norm", grad_norm)
+                .set("samples_per_s", sps)
+                .set("tokens_per_s", tps)
+                .set("elapsed_s", started.elapsed().as_secs_f64());
+            for ((name, _, _), v) in plan.active.iter().zip(&sums) {
+                row.set(name, *v);
+            }
+            metrics.write(&row)?;
+            window = Instant::now();
+            win_samples = 0;
+            win_tokens = 0;
+        }
+        let parts: Vec<String> = plan
+            .active
+            .iter()
+            .zip(&sums)
+            .map(|((n, _, _), v)| format!("{n} {v:.3}"))
+            .collect();
+        bar.set_message(format!(
+            "loss {loss:.4} ({}) {sps:.1} samples/s",
+            parts.join(" ")
+        ));
+        bar.inc(1);
+        if tr.eval_every > 0 && done % tr.eval_every == 0 && done != total {
+            last_val = val_row(done, &model, &mut metrics, loader.cursor().epoch)?.or(last_val);
+        }
+        if (tr.checkpoint_every > 0 && done % tr.checkpoint_every == 0) || done == total {
+            let state = TrainerState {
+                step: done,
+                cursor: loader.cursor(),
+                scaler: scaler.clone(),
+                recipe: recipe.clone(),
+            };
+            ckpt::save(
+                &ckpt_root,
+                &model,
+                &optimizer,
+                &extra,
+                &state,
+                &tok_dir,
+                tr.keep_checkpoints,
+            )?;
+        }
+    }
+    bar.finish_and_clear();
+    if let Some(v) = val_row(total, &model, &mut metrics, loader.cursor().epoch)? {
+        last_val = Some(v);
+    }
+    drop(metrics);
+
+    // The final model as an HF folder (fp32), with the tokenizer.
+    let final_dir = out.join("final");
+    let tmp = out.join(format!(".final.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    if kind != Kind::Float {
+        let mut m = model;
+        m.vs.set_kind(Kind::Float);
+        bert::save(&m, &tmp)?;
+    } else {
+        bert::save(&model, &tmp)?;
+    }
+    ckpt::copy_tokenizer(&tok_dir, &tmp)?;
+    let _ = std::fs::remove_dir_all(&final_dir);
+    std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+
+    let plot = out.join("loss.svg");
+    metrics::plot(
+        &metrics_path,
+        &plot,
+        &format!("destila {job}: {}", recipe.path.display()),
+    )?;
+    Ok(RunSummary {
+        output: out.clone(),
+        steps: total,
+        first_validation: first_val,
+        last_validation: last_val,
+        final_model: final_dir,
+        metrics: metrics_path,
+        plot,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
