@@ -140,7 +140,7 @@ impl AdamW {
                 let denom = p.exp_avg_sq.sqrt() / bc2_sqrt + eps;
                 let _ = target.g_add_(&(&p.exp_avg / denom * (-step_size)));
                 if p.master.is_some() {
-                    let _ = p.var.copy_(&target);
+                    p.var.copy_(&target);
                 }
             }
         });

@@ -481,7 +481,7 @@ impl Recipe {
             return err("device", e);
         }
         let o = &self.optimizer;
-        if !(o.learning_rate > 0.0) {
+        if o.learning_rate.is_nan() || o.learning_rate <= 0.0 {
             return err(
                 "optimizer.learning_rate",
                 format!("{} must be positive", o.learning_rate),

@@ -45,9 +45,12 @@ pub struct RunSummary {
     pub seconds: f64,
 }
 
+/// An active loss: its name, weight and (student, teacher) layer pairs.
+type Active = (&'static str, Scheduled, Vec<(usize, usize)>);
+
 /// The active losses with their layer pairs resolved.
 struct Plan {
-    active: Vec<(&'static str, Scheduled, Vec<(usize, usize)>)>,
+    active: Vec<Active>,
     kd_all_positions: bool,
     attentions: bool,
 }
@@ -736,7 +739,7 @@ fn train(
                     )));
                 }
                 sums[i] += x / accum as f64;
-                loss = loss + v * *w;
+                loss += v * *w;
             }
             (loss * (scale / accum as f64)).backward();
         }

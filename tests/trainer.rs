@@ -1,0 +1,304 @@
+//! The trainer end to end on tiny random models with the real vocabulary (and once on the
+//! real teacher): losses fall, presets run, resume after SIGKILL is exact, bad runs stop
+//! clearly.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use destila::bert::{self, BertConfig, Heads, Model};
+use destila::distill::recipe::Recipe;
+use destila::distill::trainer::{run, RunOptions};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A random BERT with the teacher's vocabulary and tokenizer, saved under `dir`.
+fn tiny_teacher(dir: &Path, layers: i64, hidden: i64, heads_n: i64, heads: Heads) -> PathBuf {
+    let cfg = BertConfig {
+        num_hidden_layers: layers,
+        hidden_size: hidden,
+        num_attention_heads: heads_n,
+        intermediate_size: hidden * 2,
+        max_position_embeddings: 64,
+        ..Default::default()
+    };
+    tch::manual_seed(3);
+    let m = Model::random(&cfg, heads, tch::Device::Cpu);
+    bert::save(&m, dir).unwrap();
+    destila::distill::checkpoint::copy_tokenizer(&common::teacher(), dir).unwrap();
+    dir.to_path_buf()
+}
+
+/// A small corpus: the first paragraphs of Persuasion for training, later ones held out.
+fn corpus(dir: &Path) -> (PathBuf, PathBuf) {
+    let text = std::fs::read_to_string(root().join("data/austen/validation/persuasion.txt")).unwrap();
+    let paras: Vec<&str> = text.split("\n\n").filter(|p| p.trim().len() > 40).collect();
+    let (train, val) = (dir.join("train.txt"), dir.join("val.txt"));
+    std::fs::write(&train, paras[..300].join("\n\n")).unwrap();
+    std::fs::write(&val, paras[300..360].join("\n\n")).unwrap();
+    (train, val)
+}
+
+fn recipe(dir: &Path, teacher: &Path, body: &str) -> Recipe {
+    let (train, val) = corpus(dir);
+    let yaml = format!(
+        "seed: 1\noutput: {out}\ndevice: cpu\nteacher: {{checkpoint: {t}, heads: fit, fit: {{steps: 4}}}}\n\
+         data: {{train: [{train}], validation: [{val}], max_seq_len: 32, cache_dir: {cache}}}\n{body}",
+        out = dir.join("run").display(),
+        t = teacher.display(),
+        train = train.display(),
+        val = val.display(),
+        cache = dir.join("cache").display(),
+    );
+    let path = dir.join("recipe.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    Recipe::from_file(&path).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+}
+
+const SMALL: &str = "student: {layers: 1, init: from-teacher, teacher_layers: [1]}\n\
+    losses: {temperature: 2.0, kd_mlm: {weight: 1.0}, kd_nsp: {weight: 1.0}, hidden_cos: {weight: 1.0}, mlm: {weight: 0.5}}\n\
+    optimizer: {learning_rate: 0.002, warmup_steps: 2}\n\
+    training: {steps: 30, batch_size: 8, eval_every: 15, eval_batches: 3, checkpoint_every: 10, log_every: 1}\n";
+
+fn quiet() -> RunOptions {
+    RunOptions {
+        quiet: true,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn tiny_distillation_lowers_the_held_out_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tiny_teacher(&dir.path().join("teacher"), 2, 32, 4, Heads::ALL);
+    // A random student learning the teacher's hidden states and soft targets.
+    let body = SMALL
+        .replace("init: from-teacher, teacher_layers: [1]", "init: random")
+        .replace("mlm: {weight: 0.5}", "mlm: {weight: 0.0}");
+    let r = recipe(dir.path(), &t, &body);
+    let s = run(&r, &quiet()).unwrap();
+    let (a, b) = (s.first_validation.unwrap(), s.last_validation.unwrap());
+    assert!(b < 0.7 * a, "validation loss {a} -> {b}");
+    // The final model is an HF folder destila (and transformers) can load, with the tokenizer.
+    let m = bert::load(&s.final_model, &Default::default()).unwrap();
+    assert_eq!(m.config().num_hidden_layers, 1);
+    assert!(s.final_model.join("tokenizer.json").is_file());
+    let svg = std::fs::read_to_string(&s.plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+    // Zero-weight losses are not computed: their columns stay empty.
+    let rows = destila::distill::metrics::read(&s.metrics).unwrap();
+    assert!(rows.iter().all(|r| r["hidden_mse"].is_empty() && r["attention_kl"].is_empty()));
+    assert!(rows.iter().filter(|r| r["split"] == "train").all(|r| !r["kd_mlm"].is_empty()));
+    // Two checkpoints kept (keep_checkpoints default 2): steps 20 and 30.
+    let kept = destila::distill::checkpoint::list(&r.output.join("checkpoints")).unwrap();
+    let names: Vec<String> = kept.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["step-000020", "step-000030"]);
+}
+
+fn train_losses(metrics: &Path) -> Vec<(u64, f64)> {
+    destila::distill::metrics::read(metrics)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r["split"] == "train")
+        .map(|r| (r["step"].parse().unwrap(), r["loss"].parse().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tiny_teacher(&dir.path().join("teacher"), 2, 32, 4, Heads::ALL);
+    let body = SMALL.replace("steps: 30", "steps: 24").replace("checkpoint_every: 10", "checkpoint_every: 4");
+    let r = recipe(dir.path(), &t, &body);
+    let recipe_path = dir.path().join("recipe.yaml");
+    // Uninterrupted reference, in another output folder.
+    let reference = dir.path().join("reference");
+    let ok = common::destila()
+        .args(["distill", recipe_path.to_str().unwrap(), "--quiet", "--set"])
+        .arg(format!("output={}", reference.display()))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    // The same run, killed once its step-8 checkpoint exists.
+    let mut child = common::destila()
+        .args(["distill", recipe_path.to_str().unwrap(), "--quiet"])
+        .spawn()
+        .unwrap();
+    let ckpt = r.output.join("checkpoints/step-000008/state.json");
+    let t0 = std::time::Instant::now();
+    while !ckpt.is_file() {
+        assert!(t0.elapsed().as_secs() < 120, "no checkpoint appeared");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+    child.wait().unwrap();
+    let out = common::destila()
+        .args(["distill", recipe_path.to_str().unwrap(), "--quiet", "--resume"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming from"));
+    let (a, b) = (train_losses(&reference.join("metrics.csv")), train_losses(&r.output.join("metrics.csv")));
+    assert_eq!(a.len(), b.len(), "{a:?}\n{b:?}");
+    for ((sa, la), (sb, lb)) in a.iter().zip(&b) {
+        assert_eq!(sa, sb);
+        assert!((la - lb).abs() < 1e-6, "step {sa}: {la} vs {lb}");
+    }
+}
+
+#[test]
+fn nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tiny_teacher(&dir.path().join("teacher"), 2, 32, 4, Heads::ALL);
+    let body = SMALL
+        .replace("learning_rate: 0.002", "learning_rate: 1.0e+30")
+        .replace("checkpoint_every: 10", "checkpoint_every: 1")
+        .replace("warmup_steps: 2", "warmup_steps: 0");
+    let r = recipe(dir.path(), &t, &body);
+    let e = run(&r, &quiet()).err().expect("must stop").to_string();
+    assert!(e.contains("step ") && (e.contains("loss component") || e.contains("gradient norm")), "{e}");
+    let kept = destila::distill::checkpoint::list(&r.output.join("checkpoints")).unwrap();
+    assert!(!kept.is_empty(), "the last good checkpoint is kept");
+    bert::load(kept.last().unwrap(), &Default::default()).unwrap();
+}
+
+#[test]
+fn heads_are_fitted_on_a_frozen_headless_teacher_and_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tiny_teacher(&dir.path().join("teacher"), 2, 32, 4, Heads { pooler: true, ..Default::default() });
+    let body = SMALL.replace("steps: 30", "steps: 2");
+    let recipe_path = dir.path().join("recipe.yaml");
+    let _ = recipe(dir.path(), &t, &body);
+    let out = common::destila().args(["distill", recipe_path.to_str().unwrap(), "--quiet"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("fitting MLM and NSP heads"), "{err}");
+    let fitted = dir.path().join("run/teacher-heads");
+    let original = bert::load(&t, &Default::default()).unwrap();
+    let with_heads = bert::load(&fitted, &Default::default()).unwrap();
+    assert_eq!(with_heads.report.as_ref().unwrap().checkpoint_heads, Heads::ALL);
+    let (a, b) = (original.vs.variables(), with_heads.vs.variables());
+    for (name, v) in &a {
+        assert!(v.equal(&b[name]), "{name} changed while fitting the heads");
+    }
+    let out = common::destila().args(["distill", recipe_path.to_str().unwrap(), "--quiet", "--force"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("reusing"), "{err}");
+}
+
+#[test]
+fn a_headless_teacher_with_heads_fail_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tiny_teacher(&dir.path().join("teacher"), 2, 32, 4, Heads { pooler: true, ..Default::default() });
+    let mut r = recipe(dir.path(), &t, SMALL);
+    r.teacher.as_mut().unwrap().heads = destila::distill::recipe::HeadPolicy::Fail;
+    let e = run(&r, &quiet()).err().unwrap().to_string();
+    assert!(e.contains("teacher.heads") && e.contains("no MLM head"), "{e}");
+}
+
+#[test]
+fn existing_checkpoints_need_resume_or_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tiny_teacher(&dir.path().join("teacher"), 2, 32, 4, Heads::ALL);
+    let r = recipe(dir.path(), &t, &SMALL.replace("steps: 30", "steps: 2"));
+    run(&r, &quiet()).unwrap();
+    let e = run(&r, &quiet()).err().unwrap().to_string();
+    assert!(e.contains("--resume") && e.contains("--force"), "{e}");
+    run(&r, &RunOptions { force: true, quiet: true, ..Default::default() }).unwrap();
+}
+
+#[test]
+fn presets_validate_and_run_a_few_steps_on_tiny_models_of_their_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    // bert-base's shape, shrunk in width: 12 layers, 12 heads.
+    let t = tiny_teacher(&dir.path().join("teacher"), 12, 48, 12, Heads::ALL);
+    let (train, val) = corpus(dir.path());
+    let narrow = ["student.hidden_size=24", "student.intermediate_size=48"];
+    let cases: [(&str, &[&str]); 4] = [
+        ("distilbert", &[]),
+        ("tinybert", &narrow),
+        ("minilm", &narrow),
+        ("pretrain", &["student.hidden_size=32", "student.intermediate_size=64"]),
+    ];
+    for (name, extra) in cases {
+        let mut sets: Vec<String> = vec![
+            format!("output={}", dir.path().join(name).display()),
+            "device=cpu".into(),
+            format!("data.train=[{}]", train.display()),
+            format!("data.validation=[{}]", val.display()),
+            "data.max_seq_len=32".into(),
+            format!("data.cache_dir={}", dir.path().join("cache").display()),
+            "training.steps=3".into(),
+            "training.batch_size=4".into(),
+            "training.eval_batches=1".into(),
+            "optimizer.warmup_steps=1".into(),
+        ];
+        if name == "pretrain" {
+            sets.push(format!("data.tokenizer={}", t.display()));
+        } else {
+            sets.push(format!("teacher.checkpoint={}", t.display()));
+        }
+        sets.extend(extra.iter().map(|s| s.to_string()));
+        let r = Recipe::from_file_with(root().join(format!("recipes/{name}.yaml")), &sets).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let s = run(&r, &quiet()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let v = s.last_validation.unwrap();
+        assert!(v.is_finite(), "{name}: {v}");
+        let m = bert::load(&s.final_model, &Default::default()).unwrap();
+        let want_layers = match name {
+            "distilbert" | "minilm" => 6,
+            _ => 4,
+        };
+        assert_eq!(m.config().num_hidden_layers, want_layers, "{name}");
+    }
+}
+
+#[test]
+fn bf16_precision_trains_on_cpu_and_exports_fp32() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tiny_teacher(&dir.path().join("teacher"), 2, 32, 4, Heads::ALL);
+    let mut r = recipe(dir.path(), &t, &SMALL.replace("steps: 30", "steps: 4"));
+    r.precision = "bf16".into();
+    let s = run(&r, &quiet()).unwrap();
+    assert!(s.last_validation.unwrap().is_finite());
+    let m = bert::load(&s.final_model, &Default::default()).unwrap();
+    assert_eq!(m.report.as_ref().unwrap().dtypes.iter().collect::<Vec<_>>(), ["F32"]);
+}
+
+#[test]
+fn the_demo_recipe_runs_end_to_end_in_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::destila()
+        .args(["distill", root().join("recipes/demo.yaml").to_str().unwrap(), "--quiet"])
+        .args(["--set", &format!("output={}", dir.path().join("demo").display())])
+        .args(["--set", &format!("teacher.checkpoint={}", common::teacher().display())])
+        .args(["--set", &format!("data.train=[{}]", root().join("data/austen/train").display())])
+        .args(["--set", &format!("data.validation=[{}]", root().join("data/austen/validation").display())])
+        .args(["--set", &format!("data.cache_dir={}", dir.path().join("cache").display())])
+        .args(["--set", "teacher.fit.steps=4", "--set", "training.steps=8", "--set", "training.batch_size=8"])
+        .args(["--set", "training.eval_every=4", "--set", "training.eval_batches=2", "--set", "optimizer.warmup_steps=1"])
+        .args(["--set", "data.max_seq_len=64", "--set", "device=cpu"])
+        .output()
+        .unwrap();
+    let (o, e) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{e}");
+    let line = o.lines().find(|l| l.starts_with("validation loss")).unwrap_or_else(|| panic!("{o}"));
+    let nums: Vec<f64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert!(nums[1] < 0.9 * nums[0], "{line}");
+}
+
+#[test]
+fn recipe_check_reports_unknown_keys_and_bad_overrides() {
+    let out = common::destila().args(["recipe", "check", root().join("recipes/demo.yaml").to_str().unwrap(), "--set", "losses.kd_mlmm.weight=2"]).output().unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("losses") && e.contains("kd_mlmm"), "{e}");
+    let out = common::destila().args(["recipe", "check", root().join("recipes/demo.yaml").to_str().unwrap(), "--set", "student.layers=0"]).output().unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("student.layers"), "{e}");
+    let out = common::destila().args(["recipe", "check", root().join("recipes/demo.yaml").to_str().unwrap(), "--set", "losses.kd_mlm.weight=2.0"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("weight: 2.0"));
+}
