@@ -3,7 +3,7 @@
 # that drift in the machine's speed hits both sides alike. Figures are medians over rounds;
 # the reports go to target/bench/*.md (copy them into BENCHMARKS.md).
 #   THREADS (default: nproc), ROUNDS (3), ITERS (5), DEVICE (cpu),
-#   ONLY (forward | data: run one part), BIG_MB (500: the generated corpus for peak memory)
+#   ONLY (forward | step | data: run one part), BIG_MB (500: the generated corpus for peak memory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -22,7 +22,7 @@ mkdir -p $OUT
 ONLY=${ONLY:-}
 BIG_MB=${BIG_MB:-500}
 
-if [ "$ONLY" != data ]; then
+if [ -z "$ONLY" ] || [ "$ONLY" = forward ]; then
 log=$OUT/forward.jsonl
 : > $log
 for r in $(seq "$ROUNDS"); do
@@ -56,7 +56,41 @@ for name, v in [("every position", d_all), ("15% masked positions", d_masked)]:
 PYEOF
 fi
 
-if [ "$ONLY" != forward ]; then
+if [ -z "$ONLY" ] || [ "$ONLY" = step ]; then
+# One distillation step: destila's trainer step against the same step in PyTorch.
+log=$OUT/step.jsonl
+: > $log
+for r in $(seq "$ROUNDS"); do
+  echo "step round $r/$ROUNDS" >&2
+  /usr/bin/time -f "%M" -o $OUT/rss.txt $BIN --threads "$THREADS" bench step $MODEL --iters "$ITERS" --warmup 1 --device "$DEVICE" \
+    | $PY -c 'import json,sys; r=json.load(sys.stdin); r["impl"]="destila"; r["maxrss_kb"]=int(open(sys.argv[1]).read().split()[-1]); print(json.dumps(r))' $OUT/rss.txt >> $log
+  if [ "$DEVICE" = cpu ]; then
+    /usr/bin/time -f "%M" -o $OUT/rss.txt $PY scripts/bench_step.py $MODEL --threads "$THREADS" --iters "$ITERS" --warmup 1 \
+      | $PY -c 'import json,sys; r=json.load(sys.stdin); r["maxrss_kb"]=int(open(sys.argv[1]).read().split()[-1]); print(json.dumps(r))' $OUT/rss.txt >> $log
+  fi
+done
+$PY - "$log" "$THREADS" <<'PYEOF' | tee $OUT/step.md
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def med(impl, k):
+    v = [r[k] for r in rows if r["impl"] == impl]
+    return statistics.median(v) if v else None
+d, h = med("destila", "samples_per_s"), med("transformers", "samples_per_s")
+print(f"One distillation step: teacher 6x384 (all-MiniLM-L6-v2 + heads), student 3x384 from teacher layers 1,3,5,")
+print(f"batch 32 x 128, kd_mlm + kd_nsp + mlm + nsp + hidden_cos, AdamW, threads {sys.argv[2]}, {len(rows)} runs")
+print()
+print("| implementation | samples/s (median) | ratio | peak RSS |")
+print("|---|---:|---:|---:|")
+if h:
+    print(f"| PyTorch + transformers | {h:.2f} | 1.00x | {med('transformers', 'maxrss_kb')/1024:,.0f} MiB |")
+ratio = f"{d / h:.2f}x" if h else "n/a"
+print(f"| destila | {d:.2f} | {ratio} | {med('destila', 'maxrss_kb')/1024:,.0f} MiB |")
+print()
+print(f"destila step: {med('destila', 'step_flops')/1e9:,.0f} GFLOP (teacher forward + 3 x student forward), {med('destila', 'tflops_per_s')*1e3:,.1f} GFLOP/s achieved")
+PYEOF
+fi
+
+if [ -z "$ONLY" ] || [ "$ONLY" = data ]; then
 # Data pipeline: tokenisation and batches on one core, and peak memory on a large corpus.
 log=$OUT/data.jsonl
 : > $log

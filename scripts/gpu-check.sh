@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # GPU readiness in one call on a CUDA machine, with the stripped release binary built here:
-#   CUDA visible, GPU-versus-CPU parity of the teacher's outputs, and the forward benchmark
-#   on the GPU (f32 and bf16), CPU for reference. Prints a markdown block for BENCHMARKS.md.
-# On the device:  bash scripts/gpu-check.sh   (carry target/release/destila and the teacher's
-# config.json; when the teacher's weights are not there, a random model of its shape is used,
-# which costs the same and checks the same arithmetic).
+#   CUDA visible, GPU-versus-CPU parity of the teacher's outputs, the forward benchmark on the
+#   GPU (f32 and bf16), one distillation step in bf16 with its model FLOP utilisation, and
+#   the demo recipe on CUDA in bf16. Prints markdown for BENCHMARKS.md.
+# Here:       scripts/gpu-prepare.sh   (teacher in f16 under .gpu/, under the 64 MiB that travel)
+# On device:  bash scripts/gpu-check.sh   carrying target/release/destila and .gpu
+# PEAK_TFLOPS (default 989, H100/H200 dense bf16) turns achieved FLOP/s into utilisation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/destila}
 TEACHER=${TEACHER:-.cache/teachers/all-MiniLM-L6-v2}
+[ -f "$TEACHER/model.safetensors" ] || [ ! -d .gpu/teacher ] || TEACHER=.gpu/teacher
+PEAK_TFLOPS=${PEAK_TFLOPS:-989}
 OUT=${OUT:-target/gpu-check}
 mkdir -p "$OUT"
 if [ -z "${LD_LIBRARY_PATH:-}" ] || ! ldd "$BIN" | grep -q 'libtorch_cpu.so => /'; then
@@ -50,5 +53,29 @@ print("| device | dtype | MLM logits at | tokens/s |")
 print("|---|---|---|---:|")
 for r, dtype in zip(rows, ["f32", "f32", "bf16", "bf16", "f32"]):
     print(f"| {r['device']} | {dtype} | {r['mlm']} | {r['tokens_per_s']:,.0f} |")
+PYEOF
+
+echo "== distillation step (teacher 6x384, student 3x384, batch 32 x 128)"
+: > "$OUT/step.jsonl"
+for dt in bf16 f32; do
+  "$BIN" bench step "$BENCH_MODEL" --device cuda --dtype $dt --iters 20 --warmup 3 | tee -a "$OUT/step.jsonl"
+done
+python3 - "$OUT/step.jsonl" "$PEAK_TFLOPS" <<'PYEOF'
+import json, sys
+peak = float(sys.argv[2])
+print("| device | dtype | samples/s | TFLOP/s | MFU |")
+print("|---|---|---:|---:|---:|")
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    print(f"| {r['device']} | {r['dtype']} | {r['samples_per_s']:,.1f} | {r['tflops_per_s']:.1f} | {100 * r['tflops_per_s'] / peak:.1f}% of {peak:.0f} |")
+PYEOF
+
+echo "== the demo recipe on CUDA, bf16"
+"$BIN" distill recipes/demo.yaml --quiet --force --set device=cuda --set precision=bf16 \
+  --set "teacher.checkpoint=$MODEL" --set "output=$OUT/demo" | tee "$OUT/demo.txt"
+grep -h samples_per_s "$OUT/demo/metrics.csv" >/dev/null && python3 - "$OUT/demo/metrics.csv" <<'PYEOF'
+import csv, statistics, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["split"] == "train" and r["samples_per_s"]]
+print(f"demo on CUDA: median {statistics.median(float(r['samples_per_s']) for r in rows[1:]):,.1f} samples/s over {len(rows)} logged steps")
 PYEOF
 echo "gpu-check: ok"

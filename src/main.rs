@@ -174,6 +174,26 @@ enum DataCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// One distillation step of the trainer (teacher forward, student forward and backward,
+    /// kd_mlm + kd_nsp + mlm + nsp + hidden_cos, AdamW); prints JSON.
+    Step {
+        /// Teacher checkpoint with MLM and NSP heads.
+        teacher: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        student_layers: i64,
+        #[arg(long, default_value_t = 32)]
+        batch: i64,
+        #[arg(long, default_value_t = 128)]
+        seq_len: i64,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+        #[arg(long, default_value = "auto")]
+        device: String,
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+    },
     /// Tokenisation MB/s into a fresh shard cache, then batches/s from it; prints JSON.
     Data {
         recipe: PathBuf,
@@ -462,6 +482,29 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("{}: ok", recipe.display());
         }
         Command::Bench { what } => match what {
+            BenchCommand::Step {
+                teacher,
+                student_layers,
+                batch,
+                seq_len,
+                warmup,
+                iters,
+                device,
+                dtype,
+            } => {
+                let device = destila::device::parse(&device)?;
+                let r = destila::distill::trainer::bench_step(
+                    &teacher,
+                    student_layers,
+                    batch,
+                    seq_len,
+                    iters,
+                    warmup,
+                    device,
+                    parse_kind(&dtype)?,
+                )?;
+                println!("{}", serde_json::to_string(&r)?);
+            }
             BenchCommand::Data { recipe, batches } => {
                 let recipe = Recipe::from_file(&recipe)?;
                 let scratch =

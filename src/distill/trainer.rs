@@ -475,8 +475,10 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
                     ..Default::default()
                 },
             )?;
+            // The encoder stays frozen. The pooler trains with the heads: in BERT's
+            // pretraining only NSP shapes it, and a headless checkpoint's pooler was not.
             for (name, v) in m.vs.variables() {
-                if !name.starts_with("cls.") {
+                if !name.starts_with("cls.") && !name.starts_with("bert.pooler.") {
                     let _ = v.set_requires_grad(false);
                 }
             }
@@ -853,5 +855,130 @@ fn train(
         metrics: metrics_path,
         plot,
         seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Forward FLOPs of a BERT over `tokens` tokens of sequence length `len`, with the MLM
+/// head at `masked` positions (multiply-adds count 2).
+pub fn forward_flops(c: &bert::BertConfig, tokens: f64, len: f64, masked: f64) -> f64 {
+    let (h, i, v, l) = (
+        c.hidden_size as f64,
+        c.intermediate_size as f64,
+        c.vocab_size as f64,
+        c.num_hidden_layers as f64,
+    );
+    let per_token_layer = 2.0 * (4.0 * h * h + 2.0 * h * i) + 4.0 * len * h;
+    l * tokens * per_token_layer + 2.0 * masked * (h * h + v * h)
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepResult {
+    pub batch: i64,
+    pub seq_len: i64,
+    pub student_layers: i64,
+    pub device: String,
+    pub dtype: String,
+    pub threads: i32,
+    pub seconds: Vec<f64>,
+    pub median_s: f64,
+    pub samples_per_s: f64,
+    /// Model FLOPs of one step: teacher forward + 3 × student forward.
+    pub step_flops: f64,
+    pub tflops_per_s: f64,
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Times the trainer's own step (forwards, the five demo losses, backward, clipping,
+/// AdamW) on a random full-length batch, 15% of positions masked.
+pub fn bench_step(
+    teacher_dir: &Path,
+    student_layers: i64,
+    batch: i64,
+    seq_len: i64,
+    iters: usize,
+    warmup: usize,
+    device: Device,
+    kind: Kind,
+) -> Result<StepResult> {
+    let yaml = format!(
+        "teacher: {{checkpoint: {}}}\nstudent: {{layers: {student_layers}, init: from-teacher}}\ndata: {{train: [unused]}}\n\
+         losses: {{temperature: 2.0, kd_mlm: {{weight: 1}}, kd_nsp: {{weight: 1}}, mlm: {{weight: 1}}, nsp: {{weight: 1}}, hidden_cos: {{weight: 1}}}}\n",
+        teacher_dir.display()
+    );
+    let recipe = Recipe::from_str(&yaml, Path::new("(bench step)"))?;
+    let lo = LoadOptions {
+        device,
+        ..Default::default()
+    };
+    let mut teacher = bert::load(teacher_dir, &lo)?;
+    let mut model = student::build(
+        recipe.student.as_ref().expect("set"),
+        &teacher.config().clone(),
+        Some(&teacher),
+        device,
+        &recipe.path,
+    )?;
+    let plan = plan(&recipe, model.config(), Some(teacher.config()))?;
+    if kind != Kind::Float {
+        teacher.vs.set_kind(kind);
+        model.vs.set_kind(kind);
+    }
+    let named: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
+    let mut opt = AdamW::new(named, 0.9, 0.999, 1e-6);
+    let inputs = crate::bench::random_inputs(teacher.config().vocab_size, batch, seq_len, 0);
+    let n = batch * seq_len;
+    let masked = ((n as f64) * 0.15).round() as i64;
+    let positions = Tensor::randperm(n, (Kind::Int64, Device::Cpu))
+        .narrow(0, 0, masked)
+        .sort(0, false)
+        .0;
+    let masked_labels = inputs.input_ids.view([-1]).index_select(0, &positions);
+    let labels = Tensor::full([n], -100, (Kind::Int64, Device::Cpu)).index_put(
+        &[Some(positions.shallow_clone())],
+        &masked_labels,
+        false,
+    );
+    let b = Batch {
+        labels: labels.view([batch, seq_len]),
+        masked_positions: positions,
+        masked_labels,
+        nsp_labels: Tensor::randint(2, [batch], (Kind::Int64, Device::Cpu)),
+        inputs,
+    }
+    .to_device(device);
+    let mut seconds = Vec::new();
+    for i in 0..warmup + iters {
+        let start = Instant::now();
+        let c = compute(&plan, &model, Some(&teacher), None, &b, 2.0, true)?;
+        let mut loss = Tensor::zeros([], (Kind::Float, device));
+        for (_, v) in &c.components {
+            loss += v;
+        }
+        loss.backward();
+        opt.clip_grad_norm(1.0);
+        opt.step(1e-4, 0.01);
+        opt.zero_grad();
+        let _ = loss.double_value(&[]);
+        if i >= warmup {
+            seconds.push(start.elapsed().as_secs_f64());
+        }
+    }
+    let median_s = crate::bench::median(&seconds);
+    let (tokens, len) = ((batch * seq_len) as f64, seq_len as f64);
+    let step_flops = forward_flops(teacher.config(), tokens, len, masked as f64)
+        + 3.0 * forward_flops(model.config(), tokens, len, masked as f64);
+    Ok(StepResult {
+        batch,
+        seq_len,
+        student_layers,
+        device: crate::device::describe(device),
+        dtype: crate::bert::checkpoint::kind_name(kind),
+        threads: tch::get_num_threads(),
+        seconds,
+        median_s,
+        samples_per_s: batch as f64 / median_s,
+        step_flops,
+        tflops_per_s: step_flops / median_s / 1e12,
+        peak_rss_bytes: crate::bench::peak_rss_bytes(),
     })
 }
