@@ -493,16 +493,16 @@ fn run(cli: Cli) -> Result<()> {
                 dtype,
             } => {
                 let device = destila::device::parse(&device)?;
-                let r = destila::distill::trainer::bench_step(
-                    &teacher,
+                let setup = destila::distill::trainer::StepBench {
                     student_layers,
                     batch,
                     seq_len,
                     iters,
                     warmup,
                     device,
-                    parse_kind(&dtype)?,
-                )?;
+                    kind: parse_kind(&dtype)?,
+                };
+                let r = destila::distill::trainer::bench_step(&teacher, &setup)?;
                 println!("{}", serde_json::to_string(&r)?);
             }
             BenchCommand::Data { recipe, batches } => {

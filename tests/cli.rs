@@ -220,7 +220,7 @@ fn data_stats_and_preview() {
     std::fs::write(
         &recipe,
         format!(
-            "teacher: {{checkpoint: {}}}\ndata:\n  train: [{}]\n  validation: [{}]\n  cache_dir: {}\n",
+            "teacher: {{checkpoint: {}}}\nstudent: {{layers: 1}}\nlosses: {{kd_mlm: {{weight: 1}}}}\ndata:\n  train: [{}]\n  validation: [{}]\n  cache_dir: {}\n",
             common::teacher().display(),
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/austen/validation").display(),
             f.display(),
@@ -238,4 +238,29 @@ fn data_stats_and_preview() {
     assert!(out.contains("[CLS]") && out.contains("[SEP]"));
     let (ok, _, err) = run(&["data", "preview", "/nonexistent/recipe.yaml"]);
     assert!(!ok && err.contains("/nonexistent/recipe.yaml"), "{err}");
+}
+
+#[test]
+fn bench_step_runs_the_trainer_step() {
+    let (ok, out, err) = run(&[
+        "bench",
+        "step",
+        common::fixtures().join("tiny-gelu").to_str().unwrap(),
+        "--student-layers",
+        "1",
+        "--batch",
+        "2",
+        "--seq-len",
+        "16",
+        "--iters",
+        "2",
+        "--warmup",
+        "0",
+        "--device",
+        "cpu",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["samples_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["step_flops"].as_f64().unwrap() > 0.0);
 }

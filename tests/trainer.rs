@@ -188,7 +188,7 @@ fn nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint() {
         .replace("checkpoint_every: 10", "checkpoint_every: 1")
         .replace("warmup_steps: 2", "warmup_steps: 0");
     let r = recipe(dir.path(), &t, &body);
-    let e = run(&r, &quiet()).err().expect("must stop").to_string();
+    let e = run(&r, &quiet()).expect_err("must stop").to_string();
     assert!(
         e.contains("step ") && (e.contains("loss component") || e.contains("gradient norm")),
         "{e}"

@@ -888,18 +888,30 @@ pub struct StepResult {
     pub peak_rss_bytes: Option<u64>,
 }
 
+/// What `bench_step` runs.
+#[derive(Debug, Clone)]
+pub struct StepBench {
+    pub student_layers: i64,
+    pub batch: i64,
+    pub seq_len: i64,
+    pub iters: usize,
+    pub warmup: usize,
+    pub device: Device,
+    pub kind: Kind,
+}
+
 /// Times the trainer's own step (forwards, the five demo losses, backward, clipping,
 /// AdamW) on a random full-length batch, 15% of positions masked.
-pub fn bench_step(
-    teacher_dir: &Path,
-    student_layers: i64,
-    batch: i64,
-    seq_len: i64,
-    iters: usize,
-    warmup: usize,
-    device: Device,
-    kind: Kind,
-) -> Result<StepResult> {
+pub fn bench_step(teacher_dir: &Path, setup: &StepBench) -> Result<StepResult> {
+    let StepBench {
+        student_layers,
+        batch,
+        seq_len,
+        iters,
+        warmup,
+        device,
+        kind,
+    } = setup.clone();
     let yaml = format!(
         "teacher: {{checkpoint: {}}}\nstudent: {{layers: {student_layers}, init: from-teacher}}\ndata: {{train: [unused]}}\n\
          losses: {{temperature: 2.0, kd_mlm: {{weight: 1}}, kd_nsp: {{weight: 1}}, mlm: {{weight: 1}}, nsp: {{weight: 1}}, hidden_cos: {{weight: 1}}}}\n",
