@@ -11,6 +11,7 @@ pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod inspect;
+pub mod plot;
 pub mod tokenize;
 
 pub use error::{Error, Result};

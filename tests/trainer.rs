@@ -466,3 +466,68 @@ fn recipe_check_reports_unknown_keys_and_bad_overrides() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("weight: 2.0"));
 }
+
+#[test]
+fn scheduled_values_by_hand() {
+    use destila::distill::recipe::Scheduled;
+    let s = Scheduled::Linear {
+        start: 4.0,
+        end: 1.0,
+    };
+    // 4 steps: 4, 3, 2, 1.
+    let v: Vec<f64> = (0..4).map(|i| s.at(i, 4)).collect();
+    assert_eq!(v, [4.0, 3.0, 2.0, 1.0]);
+    assert_eq!(Scheduled::Constant(2.5).at(3, 10), 2.5);
+    assert!(Scheduled::Linear {
+        start: 0.0,
+        end: 0.0
+    }
+    .is_zero());
+}
+
+#[test]
+fn kd_on_all_positions_accumulation_and_scheduled_weights_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tiny_teacher(&dir.path().join("teacher"), 2, 32, 4, Heads::ALL);
+    let body = "student: {layers: 1, init: from-teacher}\n\
+        losses: {temperature: {start: 4.0, end: 1.0}, kd_mlm: {weight: {start: 0.0, end: 2.0}, positions: all}, mlm: {weight: 1.0}}\n\
+        optimizer: {learning_rate: 0.001, warmup_steps: 1, schedule: cosine}\n\
+        training: {steps: 4, batch_size: 4, gradient_accumulation: 2, eval_batches: 1, log_every: 1}\n";
+    let r = recipe(dir.path(), &t, body);
+    let s = run(&r, &quiet()).unwrap();
+    let rows = destila::distill::metrics::read(&s.metrics).unwrap();
+    let train: Vec<_> = rows.iter().filter(|r| r["split"] == "train").collect();
+    assert_eq!(train.len(), 4);
+    let temps: Vec<f64> = train
+        .iter()
+        .map(|r| r["temperature"].parse().unwrap())
+        .collect();
+    assert_eq!(temps, [4.0, 3.0, 2.0, 1.0]);
+    // The weighted loss is the weights times the components: step 1 has kd_mlm weight 0.
+    let first = &train[0];
+    let (loss, mlm): (f64, f64) = (
+        first["loss"].parse().unwrap(),
+        first["mlm"].parse().unwrap(),
+    );
+    assert!((loss - mlm).abs() < 1e-6 * loss.abs().max(1.0));
+    let last = &train[3];
+    let (loss, mlm, kd): (f64, f64, f64) = (
+        last["loss"].parse().unwrap(),
+        last["mlm"].parse().unwrap(),
+        last["kd_mlm"].parse().unwrap(),
+    );
+    assert!((loss - (mlm + 2.0 * kd)).abs() < 1e-6 * loss.abs().max(1.0));
+    // Two micro-batches of 4 per step.
+    let sps: f64 = last["samples_per_s"].parse().unwrap();
+    assert!(sps > 0.0);
+}
+
+#[test]
+fn fp16_with_loss_scaling_trains_on_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tiny_teacher(&dir.path().join("teacher"), 2, 32, 4, Heads::ALL);
+    let mut r = recipe(dir.path(), &t, &SMALL.replace("steps: 30", "steps: 3"));
+    r.precision = "fp16".into();
+    let s = run(&r, &quiet()).unwrap();
+    assert!(s.last_validation.unwrap().is_finite());
+}

@@ -150,83 +150,22 @@ fn series(rows: &[BTreeMap<String, String>], split: &str, col: &str) -> Vec<(f64
 
 /// Draws training and validation loss against steps into an SVG file.
 pub fn plot(metrics: &Path, out: &Path, title: &str) -> Result<()> {
+    use crate::plot::{Mark, Series};
     let rows = read(metrics)?;
-    let train = series(&rows, "train", "loss");
-    let val = series(&rows, "validation", "loss");
-    let all: Vec<&(f64, f64)> = train.iter().chain(&val).collect();
-    if all.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{}: no loss values to plot",
-            metrics.display()
-        )));
-    }
-    let (w, h, ml, mr, mt, mb) = (800.0, 450.0, 70.0, 20.0, 40.0, 50.0);
-    let x0 = all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
-    let x1 = all
-        .iter()
-        .map(|p| p.0)
-        .fold(f64::NEG_INFINITY, f64::max)
-        .max(x0 + 1.0);
-    let y0 = all
-        .iter()
-        .map(|p| p.1)
-        .fold(f64::INFINITY, f64::min)
-        .min(0.0);
-    let y1 = all
-        .iter()
-        .map(|p| p.1)
-        .fold(f64::NEG_INFINITY, f64::max)
-        .max(y0 + 1e-9)
-        * 1.05;
-    let sx = |x: f64| ml + (x - x0) / (x1 - x0) * (w - ml - mr);
-    let sy = |y: f64| h - mb - (y - y0) / (y1 - y0) * (h - mt - mb);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
-        w / 2.0,
-        title.replace('&', "&amp;").replace('<', "&lt;")
-    );
-    for i in 0..=5 {
-        let (xv, yv) = (
-            x0 + (x1 - x0) * i as f64 / 5.0,
-            y0 + (y1 - y0) * i as f64 / 5.0,
-        );
-        s += &format!(
-            "<line x1=\"{0:.1}\" y1=\"{1}\" x2=\"{0:.1}\" y2=\"{2}\" stroke=\"#eee\"/><text x=\"{0:.1}\" y=\"{3}\" text-anchor=\"middle\">{4:.0}</text>\n",
-            sx(xv), mt, h - mb, h - mb + 18.0, xv
-        );
-        s += &format!(
-            "<line x1=\"{0}\" y1=\"{1:.1}\" x2=\"{2}\" y2=\"{1:.1}\" stroke=\"#eee\"/><text x=\"{3}\" y=\"{4:.1}\" text-anchor=\"end\">{5:.3}</text>\n",
-            ml, sy(yv), w - mr, ml - 6.0, sy(yv) + 4.0, yv
-        );
-    }
-    s += &format!(
-        "<rect x=\"{ml}\" y=\"{mt}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#444\"/>\n<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">step</text>\n<text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">loss (weighted sum)</text>\n",
-        w - ml - mr, h - mt - mb, (ml + w - mr) / 2.0, h - 12.0, (mt + h - mb) / 2.0, (mt + h - mb) / 2.0
-    );
-    let line = |pts: &[(f64, f64)], color: &str| {
-        let p: Vec<String> = pts
-            .iter()
-            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
-            .collect();
-        format!(
-            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>\n",
-            p.join(" ")
-        )
-    };
-    s += &line(&train, "#1f77b4");
-    s += &line(&val, "#d62728");
-    for &(x, y) in &val {
-        s += &format!(
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#d62728\"/>\n",
-            sx(x),
-            sy(y)
-        );
-    }
-    s += &format!(
-        "<line x1=\"{0}\" y1=\"52\" x2=\"{1}\" y2=\"52\" stroke=\"#1f77b4\" stroke-width=\"2\"/><text x=\"{2}\" y=\"56\">train</text>\n<line x1=\"{0}\" y1=\"70\" x2=\"{1}\" y2=\"70\" stroke=\"#d62728\" stroke-width=\"2\"/><text x=\"{2}\" y=\"74\">validation</text>\n</svg>\n",
-        w - mr - 120.0, w - mr - 95.0, w - mr - 88.0
-    );
-    write_atomic(out, |tmp| {
-        std::fs::write(tmp, &s).map_err(|e| Error::io(tmp, e))
-    })
+    let series = [
+        Series {
+            name: "train".into(),
+            color: "#1f77b4",
+            mark: Mark::Line,
+            points: series(&rows, "train", "loss"),
+        },
+        Series {
+            name: "validation".into(),
+            color: "#d62728",
+            mark: Mark::LineAndPoints,
+            points: series(&rows, "validation", "loss"),
+        },
+    ];
+    let svg = crate::plot::xy(title, "step", "loss (weighted sum)", &series, true)?;
+    crate::plot::write(out, &svg)
 }

@@ -1,3 +1,4 @@
 //! Comparing embeddings: the static-versus-contextual contrast of the seed's walkthrough.
 
 pub mod contrast;
+pub mod stats;
