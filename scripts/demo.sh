@@ -26,7 +26,23 @@ $BIN data preview recipes/demo.yaml -n 3
 echo
 echo "== Distillation (recipes/demo.yaml)"
 $BIN distill recipes/demo.yaml --force
+RUN=runs/demo
 echo
-echo "== The student"
-$BIN inspect runs/demo/final
-$BIN contrast runs/demo/final
+echo "== Teacher versus student: what the student kept"
+$BIN eval --teacher $RUN/teacher-heads --student $RUN/final --out $RUN/report
+echo
+echo "== Export for transformers (f32 with heads), and an int8 copy"
+$BIN export $RUN/final --out $RUN/export --eval $RUN/report/eval.json --force
+$BIN export $RUN/final --out $RUN/export-int8 --quantize int8 --force
+echo "int8 against the f32 student:"
+$BIN eval --teacher $RUN/final --student $RUN/export-int8 --out $RUN/report-int8 --head-batches 4 | grep -A3 "similarity structure"
+echo
+echo "== Size and speed"
+$BIN bench --teacher $RUN/teacher-heads --student $RUN/final --out $RUN/report
+echo
+echo "== Where things are"
+echo "report        $RUN/report/eval.json, eval.csv, bench.md, bench.csv"
+echo "plots         $RUN/loss.svg, $RUN/report/similarity.svg, $RUN/report/bench.svg"
+echo "student (HF)  $RUN/export   (transformers: AutoModel.from_pretrained(\"$RUN/export\"))"
+echo "int8 copy     $RUN/export-int8 (destila), report $RUN/report-int8/eval.json"
+echo "checkpoints   $RUN/checkpoints, metrics $RUN/metrics.csv"

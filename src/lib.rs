@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod embed;
 pub mod error;
 pub mod eval;
+pub mod export;
 pub mod inspect;
 pub mod plot;
 pub mod tokenize;

@@ -112,10 +112,72 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Benchmarks.
+    /// Teacher versus student: size, latency (median, p95), throughput, memory, speed-up, and
+    /// the quality summary of an eval.json; or one of the subcommands' benchmarks.
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
         #[command(subcommand)]
-        what: BenchCommand,
+        what: Option<BenchCommand>,
+        #[arg(long)]
+        teacher: Option<PathBuf>,
+        #[arg(long)]
+        student: Option<PathBuf>,
+        /// Folder for bench.csv, bench.md, bench.svg (an eval.json there is summarised).
+        #[arg(long, default_value = "bench")]
+        out: PathBuf,
+        /// An eval.json to summarise (default: OUT/eval.json when present).
+        #[arg(long)]
+        eval: Option<PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        iters: usize,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// Compares a student with its teacher: similarity structure, token cosine, heads,
+    /// human judgements, the "posto" contrast. Writes eval.json, eval.csv, similarity.svg.
+    Eval {
+        #[arg(long)]
+        teacher: PathBuf,
+        #[arg(long)]
+        student: PathBuf,
+        /// One sentence a line (default: sentences of --corpus).
+        #[arg(long)]
+        sentences: Option<PathBuf>,
+        /// CSV text_a,text_b,score of human similarity judgements.
+        #[arg(long)]
+        pairs: Option<PathBuf>,
+        /// Text for the default sentences and the heads' masked NSP examples.
+        #[arg(long, default_value = "data/austen/validation")]
+        corpus: Vec<String>,
+        #[arg(long, default_value_t = 300)]
+        max_sentences: usize,
+        #[arg(long, default_value_t = 8)]
+        head_batches: usize,
+        #[arg(long, default_value = "eval")]
+        out: PathBuf,
+        #[arg(long, default_value = ".cache/shards")]
+        cache_dir: PathBuf,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// Exports a checkpoint as a folder transformers loads as is.
+    Export {
+        checkpoint: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t = ExportDtype::F32)]
+        dtype: ExportDtype,
+        #[arg(long, value_enum, default_value_t = destila::export::HeadsMode::Keep)]
+        heads: destila::export::HeadsMode,
+        /// int8 per-channel linear weights (loadable by destila, not by transformers).
+        #[arg(long, value_enum)]
+        quantize: Option<Quantize>,
+        /// An eval.json whose figures go into the model card.
+        #[arg(long)]
+        eval: Option<PathBuf>,
+        /// Replace an existing folder.
+        #[arg(long)]
+        force: bool,
     },
     /// Checks CUDA and, given a model, CPU-versus-device parity of its outputs.
     Doctor {
@@ -224,6 +286,18 @@ enum BenchCommand {
         #[arg(long, default_value = "f32")]
         dtype: String,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportDtype {
+    F32,
+    F16,
+    Bf16,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Quantize {
+    Int8,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -481,7 +555,114 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", serde_yaml::to_string(&r)?);
             eprintln!("{}: ok", recipe.display());
         }
-        Command::Bench { what } => match what {
+        Command::Eval {
+            teacher,
+            student,
+            sentences,
+            pairs,
+            corpus,
+            max_sentences,
+            head_batches,
+            out,
+            cache_dir,
+            device,
+        } => {
+            let opts = destila::eval::compare::EvalOptions {
+                sentences,
+                pairs,
+                corpus,
+                max_sentences,
+                head_batches,
+                cache_dir,
+                device: destila::device::parse(&device)?,
+                ..Default::default()
+            };
+            let report = destila::eval::compare::evaluate(&teacher, &student, &opts)?;
+            print!("{report}");
+            for p in report.write(&out)? {
+                println!("wrote {}", p.display());
+            }
+        }
+        Command::Export {
+            checkpoint,
+            out,
+            dtype,
+            heads,
+            quantize,
+            eval,
+            force,
+        } => {
+            let opts = destila::export::ExportOptions {
+                dtype: match dtype {
+                    ExportDtype::F32 => tch::Kind::Float,
+                    ExportDtype::F16 => tch::Kind::Half,
+                    ExportDtype::Bf16 => tch::Kind::BFloat16,
+                },
+                heads,
+                int8: quantize.is_some(),
+                force,
+                eval,
+            };
+            let s = destila::export::export(&checkpoint, &out, &opts)?;
+            println!(
+                "exported {} ({}, {} parameters, {:.1} MB, {})",
+                s.out.display(),
+                s.architecture,
+                s.parameters,
+                s.file_bytes as f64 / 1e6,
+                s.dtype
+            );
+        }
+        Command::Bench {
+            what: None,
+            teacher,
+            student,
+            out,
+            eval,
+            iters,
+            device,
+        } => {
+            let (Some(teacher), Some(student)) = (teacher, student) else {
+                bail!("destila bench needs --teacher DIR and --student DIR (or a subcommand: forward, step, data)");
+            };
+            let eval = eval.or_else(|| Some(out.join("eval.json")).filter(|p| p.is_file()));
+            let quality = match eval {
+                Some(p) => {
+                    let v: serde_json::Value = serde_json::from_str(
+                        &std::fs::read_to_string(&p).with_context(|| p.display().to_string())?,
+                    )
+                    .with_context(|| p.display().to_string())?;
+                    let mut q = serde_json::Map::new();
+                    for (k, ptr) in [
+                        (
+                            "similarity spearman (mean pooling)",
+                            "/similarity/mean/spearman",
+                        ),
+                        ("similarity spearman ([CLS])", "/similarity/cls/spearman"),
+                        ("linear CKA (mean pooling)", "/similarity/mean/cka"),
+                        ("kNN@10 overlap (mean pooling)", "/similarity/mean/knn10"),
+                        ("MLM top-1 agreement", "/heads/mlm_top1_agreement"),
+                        ("student MLM accuracy", "/heads/student_mlm_accuracy"),
+                        ("teacher MLM accuracy", "/heads/teacher_mlm_accuracy"),
+                    ] {
+                        if let Some(x) = v.pointer(ptr) {
+                            q.insert(k.into(), x.clone());
+                        }
+                    }
+                    Some(serde_json::Value::Object(q))
+                }
+                None => None,
+            };
+            let dev = destila::device::parse(&device)?;
+            let r = destila::bench::compare(&teacher, &student, dev, &device, iters, quality)?;
+            print!("{}", r.markdown());
+            for p in r.write(&out)? {
+                println!("wrote {}", p.display());
+            }
+        }
+        Command::Bench {
+            what: Some(what), ..
+        } => match what {
             BenchCommand::Step {
                 teacher,
                 student_layers,

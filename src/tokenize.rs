@@ -291,6 +291,17 @@ impl BertTokenizer {
         ]
     }
 
+    /// Every token in id order (for writing a vocab.txt).
+    pub fn vocab_in_order(&self) -> Vec<String> {
+        (0..self.vocab_size() as u32)
+            .map(|id| {
+                self.inner
+                    .id_to_token(id)
+                    .unwrap_or_else(|| format!("[unused{id}]"))
+            })
+            .collect()
+    }
+
     /// Decodes ids to tokens, one string a token.
     pub fn tokens(&self, ids: &[u32]) -> Vec<String> {
         ids.iter()

@@ -198,12 +198,38 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     ))
 }
 
+/// Reads a weight file; int8-quantised linear weights (`destila export --quantize int8`:
+/// `NAME.qweight` int8 [out, in] and `NAME.qscale` f32 [out]) come back as float `NAME`.
 pub fn read_weights(path: &Path) -> Result<Vec<(String, Tensor)>> {
-    if path.extension().is_some_and(|e| e == "safetensors") {
-        read_safetensors(path)
+    let raw = if path.extension().is_some_and(|e| e == "safetensors") {
+        read_safetensors(path)?
     } else {
-        read_torch_bin(path)
+        read_torch_bin(path)?
+    };
+    let scales: BTreeMap<String, Tensor> = raw
+        .iter()
+        .filter_map(|(n, t)| {
+            n.strip_suffix(".qscale")
+                .map(|b| (b.to_string(), t.shallow_clone()))
+        })
+        .collect();
+    let mut out = Vec::with_capacity(raw.len());
+    for (name, t) in raw {
+        if name.ends_with(".qscale") {
+            continue;
+        }
+        match name.strip_suffix(".qweight") {
+            Some(base) => {
+                let scale = scales.get(base).ok_or_else(|| {
+                    Error::checkpoint(path, format!("tensor {name}: no {base}.qscale beside it"))
+                })?;
+                let w = t.to_kind(Kind::Float) * scale.to_kind(Kind::Float).unsqueeze(1);
+                out.push((base.to_string(), w));
+            }
+            None => out.push((name, t)),
+        }
     }
+    Ok(out)
 }
 
 /// The heads whose tensors appear among `names` (canonical names).

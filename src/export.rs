@@ -1,0 +1,277 @@
+//! `destila export`: a checkpoint as a folder Hugging Face `transformers` loads as is
+//! (config.json with the right `architectures`, model.safetensors, tokenizer files, a model
+//! card), optionally in f16/bf16, without the pretraining heads, or with int8 per-channel
+//! linear weights (loadable by destila). Written under a temporary name and renamed.
+
+use std::path::{Path, PathBuf};
+
+use tch::{Kind, Tensor};
+
+use crate::bert::{self, LoadOptions};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HeadsMode {
+    /// Keep the MLM/NSP heads the checkpoint has.
+    Keep,
+    /// Encoder and pooler only (`BertModel`).
+    Drop,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub dtype: Kind,
+    pub heads: HeadsMode,
+    pub int8: bool,
+    pub force: bool,
+    /// An eval.json whose figures go into the model card.
+    pub eval: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExportSummary {
+    pub out: PathBuf,
+    pub architecture: String,
+    pub parameters: i64,
+    pub file_bytes: u64,
+    pub dtype: String,
+    pub int8: bool,
+}
+
+fn dtype_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Half => "float16",
+        Kind::BFloat16 => "bfloat16",
+        _ => "float32",
+    }
+}
+
+/// Linear weights quantised by `--quantize int8`: every 2-D weight but the embeddings.
+fn quantisable(name: &str, t: &Tensor) -> bool {
+    t.dim() == 2 && name.ends_with(".weight") && !name.contains("embeddings")
+}
+
+/// Symmetric per-output-channel int8: q = round(w / s), s = max|w_row| / 127.
+pub fn quantise(w: &Tensor) -> (Tensor, Tensor) {
+    let w = w.to_kind(Kind::Float);
+    let scale = (w.abs().amax([1i64].as_slice(), false) / 127.0).clamp_min(1e-12);
+    let q = (&w / scale.unsqueeze(1))
+        .round()
+        .clamp(-127.0, 127.0)
+        .to_kind(Kind::Int8);
+    (q, scale)
+}
+
+/// The run's recipe and step, when `checkpoint` is a run's `final/` or a `step-N/` folder.
+fn provenance(checkpoint: &Path) -> Option<(serde_json::Value, u64)> {
+    let state = if checkpoint.join("state.json").is_file() {
+        checkpoint.join("state.json")
+    } else {
+        let run = checkpoint.parent()?;
+        let last = crate::distill::checkpoint::list(&run.join("checkpoints"))
+            .ok()?
+            .pop()?;
+        last.join("state.json")
+    };
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(state).ok()?).ok()?;
+    Some((v.get("recipe")?.clone(), v.get("step")?.as_u64()?))
+}
+
+fn model_card(
+    checkpoint: &Path,
+    s: &ExportSummary,
+    config: &bert::BertConfig,
+    eval: Option<&serde_json::Value>,
+) -> String {
+    let mut card = format!(
+        "---\nlibrary_name: transformers\ntags: [bert, distillation, destila]\n---\n\n# {}\n\nA BERT encoder exported by destila from `{}`.\n\n\
+         | | |\n|---|---|\n| architecture | {} |\n| layers x hidden | {} x {} ({} heads, intermediate {}, {}) |\n| parameters | {} |\n| weights | {}{} |\n",
+        s.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        checkpoint.display(),
+        s.architecture,
+        config.num_hidden_layers,
+        config.hidden_size,
+        config.num_attention_heads,
+        config.intermediate_size,
+        config.hidden_act,
+        s.parameters,
+        s.dtype,
+        if s.int8 { ", linear weights int8 per output channel (destila only)" } else { "" },
+    );
+    if let Some((recipe, step)) = provenance(checkpoint) {
+        let teacher = recipe
+            .pointer("/teacher/checkpoint")
+            .and_then(|v| v.as_str())
+            .unwrap_or("none");
+        card += &format!(
+            "| teacher | `{teacher}` |\n| job | {} |\n| training steps | {step} |\n\n## Recipe\n\n```json\n{}\n```\n",
+            recipe.get("job").and_then(|v| v.as_str()).unwrap_or("?"),
+            serde_json::to_string_pretty(&recipe).unwrap_or_default()
+        );
+    }
+    if let Some(e) = eval {
+        card += "\n## Evaluation against the teacher\n\n| metric | value |\n|---|---:|\n";
+        let mut rows = Vec::new();
+        for pooling in ["mean", "cls"] {
+            for k in ["spearman", "pearson", "cka", "knn1", "knn10"] {
+                if let Some(v) = e
+                    .pointer(&format!("/similarity/{pooling}/{k}"))
+                    .and_then(|v| v.as_f64())
+                {
+                    rows.push((format!("similarity structure, {pooling} pooling: {k}"), v));
+                }
+            }
+        }
+        for k in [
+            "mlm_top1_agreement",
+            "student_mlm_accuracy",
+            "teacher_mlm_accuracy",
+            "nsp_agreement",
+        ] {
+            if let Some(v) = e.pointer(&format!("/heads/{k}")).and_then(|v| v.as_f64()) {
+                rows.push((k.replace('_', " "), v));
+            }
+        }
+        for (k, v) in rows {
+            card += &format!("| {k} | {v:.4} |\n");
+        }
+    }
+    card += "\n## Use\n\n```python\nfrom transformers import AutoModel, AutoTokenizer\nmodel = AutoModel.from_pretrained(PATH)\ntokenizer = AutoTokenizer.from_pretrained(PATH)\n```\n";
+    card
+}
+
+pub fn export(checkpoint: &Path, out: &Path, opts: &ExportOptions) -> Result<ExportSummary> {
+    if out.exists() && !opts.force {
+        return Err(Error::Invalid(format!(
+            "{}: already exists (use --force to replace it)",
+            out.display()
+        )));
+    }
+    let model = bert::load(checkpoint, &LoadOptions::default())?;
+    let tokenizer = crate::tokenize::BertTokenizer::from_dir(checkpoint)?;
+    let mut heads = model.bert.heads;
+    if opts.heads == HeadsMode::Drop {
+        heads.mlm = false;
+        heads.nsp = false;
+    }
+    let headless = !heads.mlm && !heads.nsp;
+    let mut named: Vec<(String, Tensor)> = Vec::new();
+    let mut params = 0i64;
+    for (name, t) in model.vs.variables() {
+        if headless && name.starts_with("cls.") {
+            continue;
+        }
+        params += t.numel() as i64;
+        let name = match (headless, name.strip_prefix("bert.")) {
+            (true, Some(s)) => s.to_string(),
+            _ => name,
+        };
+        let t = t.detach();
+        if opts.int8 && quantisable(&name, &t) {
+            let (q, scale) = quantise(&t);
+            named.push((format!("{name}.qweight"), q));
+            named.push((format!("{name}.qscale"), scale));
+        } else {
+            named.push((name, t.to_kind(opts.dtype).contiguous()));
+        }
+    }
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let tmp = parent.join(format!(
+        ".{}.tmp-{}",
+        out.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let result = (|| -> Result<ExportSummary> {
+        let weights = tmp.join("model.safetensors");
+        Tensor::write_safetensors(&named, &weights)
+            .map_err(|e| Error::checkpoint(&weights, e.to_string()))?;
+        let mut config = model.config().to_json(heads.architecture());
+        let map = config.as_object_mut().expect("object");
+        map.insert("dtype".into(), dtype_name(opts.dtype).into());
+        map.insert("torch_dtype".into(), dtype_name(opts.dtype).into());
+        map.remove("_name_or_path");
+        if opts.int8 {
+            map.insert(
+                "destila_quantization".into(),
+                serde_json::json!({"method": "int8, symmetric, per output channel", "tensors": "NAME.qweight (int8) and NAME.qscale (f32)"}),
+            );
+        }
+        let write = |name: &str, text: String| -> Result<()> {
+            let p = tmp.join(name);
+            std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
+        };
+        write(
+            "config.json",
+            serde_json::to_string_pretty(&config).expect("json") + "\n",
+        )?;
+        crate::distill::checkpoint::copy_tokenizer(checkpoint, &tmp)?;
+        if !tmp.join("vocab.txt").is_file() {
+            write("vocab.txt", tokenizer.vocab_in_order().join("\n") + "\n")?;
+        }
+        if !tmp.join("tokenizer_config.json").is_file() {
+            let cfg = serde_json::json!({"tokenizer_class": "BertTokenizer", "do_lower_case": true,
+                "model_max_length": model.config().max_position_embeddings,
+                "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"});
+            write(
+                "tokenizer_config.json",
+                serde_json::to_string_pretty(&cfg).expect("json"),
+            )?;
+        }
+        if !tmp.join("special_tokens_map.json").is_file() {
+            let m = serde_json::json!({"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"});
+            write(
+                "special_tokens_map.json",
+                serde_json::to_string_pretty(&m).expect("json"),
+            )?;
+        }
+        let summary = ExportSummary {
+            out: out.to_path_buf(),
+            architecture: heads.architecture().to_string(),
+            parameters: params,
+            file_bytes: std::fs::metadata(&weights)
+                .map_err(|e| Error::io(&weights, e))?
+                .len(),
+            dtype: if opts.int8 {
+                "int8 + ".to_string() + dtype_name(opts.dtype)
+            } else {
+                dtype_name(opts.dtype).to_string()
+            },
+            int8: opts.int8,
+        };
+        let eval = match &opts.eval {
+            Some(p) => Some(
+                serde_json::from_str::<serde_json::Value>(&crate::error::read_to_string(p)?)
+                    .map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?,
+            ),
+            None => None,
+        };
+        write(
+            "README.md",
+            model_card(checkpoint, &summary, model.config(), eval.as_ref()),
+        )?;
+        Ok(summary)
+    })();
+    match result {
+        Ok(summary) => {
+            if out.exists() {
+                std::fs::remove_dir_all(out).map_err(|e| Error::io(out, e))?;
+            }
+            std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
+            Ok(summary)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}

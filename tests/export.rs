@@ -1,0 +1,279 @@
+//! Exported folders against `transformers` (scripts/check_export.py): loading with no missing
+//! or unexpected weights and the same outputs; dtypes, heads, int8, bad input.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use destila::bert::{self, BertConfig, ForwardOptions, Heads, MlmPositions, Model};
+use destila::export::{export, ExportOptions, HeadsMode};
+use tch::{Kind, Tensor};
+
+fn python() -> PathBuf {
+    std::env::var_os("DESTILA_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
+}
+
+/// A small random BertForPreTraining with the real vocabulary and tokenizer (tokenizer.json
+/// only, so the export must write vocab.txt itself).
+fn checkpoint(dir: &Path) -> PathBuf {
+    let cfg = BertConfig {
+        num_hidden_layers: 2,
+        hidden_size: 32,
+        num_attention_heads: 4,
+        intermediate_size: 64,
+        max_position_embeddings: 64,
+        ..Default::default()
+    };
+    tch::manual_seed(5);
+    let m = Model::random(&cfg, Heads::ALL, tch::Device::Cpu);
+    // Move LayerNorms and biases off their initial values.
+    tch::no_grad(|| {
+        for (_, mut v) in m.vs.variables() {
+            let noise = v.randn_like() * 0.05;
+            let _ = v.g_add_(&noise);
+        }
+    });
+    let d = dir.join("ckpt");
+    bert::save(&m, &d).unwrap();
+    std::fs::copy(
+        common::teacher().join("tokenizer.json"),
+        d.join("tokenizer.json"),
+    )
+    .unwrap();
+    d
+}
+
+fn opts() -> ExportOptions {
+    ExportOptions {
+        dtype: Kind::Float,
+        heads: HeadsMode::Keep,
+        int8: false,
+        force: false,
+        eval: None,
+    }
+}
+
+fn inputs(dir: &Path) -> (destila::bert::Inputs, PathBuf) {
+    let tok = destila::tokenize::BertTokenizer::from_dir(common::teacher()).unwrap();
+    let texts = [
+        destila::tokenize::Text::Single("The quick brown fox."),
+        destila::tokenize::Text::Pair("Ele ocupa um alto posto", "na empresa e no morro"),
+    ];
+    let (x, _) = tok.batch(&texts).unwrap();
+    let path = dir.join("inputs.safetensors");
+    Tensor::write_safetensors(
+        &[
+            ("input_ids", &x.input_ids),
+            ("attention_mask", &x.attention_mask),
+            ("token_type_ids", &x.token_type_ids),
+        ],
+        &path,
+    )
+    .unwrap();
+    (x, path)
+}
+
+/// Runs transformers on the export; returns its loading report and outputs.
+fn transformers(
+    d: &Path,
+    class: &str,
+    inputs: &Path,
+) -> (serde_json::Value, std::collections::HashMap<String, Tensor>) {
+    let out = d.parent().unwrap().join(format!("{class}-out.safetensors"));
+    let r = std::process::Command::new(python())
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/check_export.py"))
+        .args([d, Path::new(class), inputs, &out])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    let info: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let t = Tensor::read_safetensors(&out)
+        .unwrap()
+        .into_iter()
+        .collect();
+    (info, t)
+}
+
+#[test]
+fn full_export_loads_in_bert_for_pretraining_with_the_same_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = checkpoint(dir.path());
+    let out = dir.path().join("export");
+    let s = export(&ck, &out, &opts()).unwrap();
+    assert_eq!(s.architecture, "BertForPreTraining");
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "vocab.txt",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "README.md",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    // The generated vocab.txt is the teacher's.
+    assert_eq!(
+        std::fs::read_to_string(out.join("vocab.txt")).unwrap(),
+        std::fs::read_to_string(common::teacher().join("vocab.txt")).unwrap()
+    );
+    let (x, inputs_path) = inputs(dir.path());
+    let (info, hf) = transformers(&out, "BertForPreTraining", &inputs_path);
+    assert_eq!(info["class"], "BertForPreTraining");
+    assert_eq!(info["missing"], serde_json::json!([]), "{info}");
+    assert_eq!(info["unexpected"], serde_json::json!([]), "{info}");
+    assert_eq!(
+        info["tokenizer_ids"],
+        serde_json::json!([101, 7592, 2088, 1010, 2695, 2080, 1012, 102])
+    );
+    let m = bert::load(&out, &Default::default()).unwrap();
+    let o = ForwardOptions {
+        mlm: MlmPositions::All,
+        nsp: true,
+        ..Default::default()
+    };
+    let ours = tch::no_grad(|| m.forward(&x, &o)).unwrap();
+    assert!(common::max_abs(ours.mlm_logits.as_ref().unwrap(), &hf["prediction_logits"]) < 1e-4);
+    assert!(
+        common::max_abs(
+            ours.nsp_logits.as_ref().unwrap(),
+            &hf["seq_relationship_logits"]
+        ) < 1e-4
+    );
+    let card = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(card.contains("BertForPreTraining") && card.contains("AutoModel"));
+}
+
+#[test]
+fn encoder_export_loads_in_automodel_with_the_same_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = checkpoint(dir.path());
+    let out = dir.path().join("encoder");
+    let s = export(
+        &ck,
+        &out,
+        &ExportOptions {
+            heads: HeadsMode::Drop,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.architecture, "BertModel");
+    let (x, inputs_path) = inputs(dir.path());
+    let (info, hf) = transformers(&out, "AutoModel", &inputs_path);
+    assert_eq!(info["class"], "BertModel");
+    assert_eq!(info["missing"], serde_json::json!([]), "{info}");
+    assert_eq!(info["unexpected"], serde_json::json!([]), "{info}");
+    let m = bert::load(&out, &Default::default()).unwrap();
+    assert_eq!(
+        m.report.as_ref().unwrap().checkpoint_heads,
+        Heads {
+            pooler: true,
+            ..Default::default()
+        }
+    );
+    let ours = tch::no_grad(|| m.forward(&x, &ForwardOptions::default())).unwrap();
+    assert!(common::max_abs(ours.last_hidden_state(), &hf["last_hidden_state"]) < 1e-4);
+    assert!(common::max_abs(ours.pooled.as_ref().unwrap(), &hf["pooler_output"]) < 1e-4);
+}
+
+#[test]
+fn half_precision_halves_the_file_and_int8_quarters_the_linear_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = checkpoint(dir.path());
+    let size = |p: &Path| {
+        std::fs::metadata(p.join("model.safetensors"))
+            .unwrap()
+            .len() as f64
+    };
+    let f32_dir = dir.path().join("f32");
+    export(&ck, &f32_dir, &opts()).unwrap();
+    for (name, kind) in [("f16", Kind::Half), ("bf16", Kind::BFloat16)] {
+        let d = dir.path().join(name);
+        export(
+            &ck,
+            &d,
+            &ExportOptions {
+                dtype: kind,
+                ..opts()
+            },
+        )
+        .unwrap();
+        let ratio = size(&d) / size(&f32_dir);
+        assert!((ratio - 0.5).abs() < 0.01, "{name}: {ratio}");
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap()).unwrap();
+        assert_eq!(
+            cfg["dtype"],
+            if name == "f16" { "float16" } else { "bfloat16" }
+        );
+    }
+    // int8: every linear weight of the encoder and heads at one byte, loadable by destila.
+    let q = dir.path().join("int8");
+    export(
+        &ck,
+        &q,
+        &ExportOptions {
+            int8: true,
+            heads: HeadsMode::Drop,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let enc = dir.path().join("enc32");
+    export(
+        &ck,
+        &enc,
+        &ExportOptions {
+            heads: HeadsMode::Drop,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let a = bert::load(&enc, &Default::default()).unwrap();
+    let b = bert::load(&q, &Default::default()).unwrap();
+    let vars = a.vs.variables();
+    let linear: Vec<&Tensor> = vars
+        .iter()
+        .filter(|(n, t)| t.dim() == 2 && !n.contains("embeddings"))
+        .map(|(_, t)| t)
+        .collect();
+    let weights: f64 = linear.iter().map(|t| t.numel() as f64).sum();
+    let rows: f64 = linear.iter().map(|t| t.size()[0] as f64).sum();
+    // Each linear weight shrinks from 4 bytes to 1, plus a 4-byte scale per output row and
+    // a longer safetensors header (two names per weight).
+    let saved = size(&enc) - size(&q);
+    let expected = 3.0 * weights - 4.0 * rows;
+    assert!(
+        saved <= expected && saved > expected - 4096.0,
+        "saved {saved} bytes, expected about {expected}"
+    );
+    let (x, _) = inputs(dir.path());
+    let ha = tch::no_grad(|| a.forward(&x, &ForwardOptions::default())).unwrap();
+    let hb = tch::no_grad(|| b.forward(&x, &ForwardOptions::default())).unwrap();
+    let d = common::max_abs(ha.last_hidden_state(), hb.last_hidden_state());
+    assert!(d > 0.0 && d < 0.05, "int8 changed the outputs by {d}");
+}
+
+#[test]
+fn an_existing_folder_is_refused_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = checkpoint(dir.path());
+    let out = dir.path().join("export");
+    std::fs::create_dir_all(&out).unwrap();
+    let e = export(&ck, &out, &opts()).unwrap_err().to_string();
+    assert!(e.contains("already exists") && e.contains("--force"), "{e}");
+    export(
+        &ck,
+        &out,
+        &ExportOptions {
+            force: true,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert!(out.join("model.safetensors").is_file());
+}
