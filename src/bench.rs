@@ -348,7 +348,7 @@ impl CompareReport {
                 .unwrap_or_else(|| "n/a".into())
         };
         let mut s = format!(
-            "# Teacher versus student\n\n{}, {} threads. Latency of a forward pass (encoder and pooler), random ids, no padding.\n\n\
+            "# Teacher versus student\n\n{} ({} threads for libtorch). Latency of a forward pass (encoder and pooler), random ids, no padding.\n\n\
              | | teacher | student | ratio |\n|---|---:|---:|---:|\n\
              | model | `{}` | `{}` | |\n| layers x hidden | {} x {} | {} x {} | |\n\
              | parameters | {} | {} | {:.2}x |\n| file size | {:.1} MB | {:.1} MB | {:.2}x |\n| peak memory (batch 32 x 128) | {} | {} | |\n\n",

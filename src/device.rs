@@ -48,7 +48,7 @@ pub fn check_syntax(spec: &str) -> std::result::Result<(), String> {
 
 pub fn describe(device: Device) -> String {
     match device {
-        Device::Cpu => format!("cpu ({} threads)", tch::get_num_threads()),
+        Device::Cpu => "cpu".to_string(),
         Device::Cuda(n) => format!("cuda:{n}"),
         d => format!("{d:?}"),
     }

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use destila::bert::{self, BertConfig, Heads, Model};
+use destila::bert::{BertConfig, Heads};
 use destila::eval::compare::{evaluate, EvalOptions};
 
 fn model(dir: &Path, name: &str, layers: i64, seed: i64, vocab: i64) -> PathBuf {
@@ -19,16 +19,7 @@ fn model(dir: &Path, name: &str, layers: i64, seed: i64, vocab: i64) -> PathBuf 
         max_position_embeddings: 128,
         ..Default::default()
     };
-    tch::manual_seed(seed);
-    let m = Model::random(&cfg, Heads::ALL, tch::Device::Cpu);
-    tch::no_grad(|| {
-        for (_, mut v) in m.vs.variables() {
-            let noise = v.randn_like() * 0.05;
-            let _ = v.g_add_(&noise);
-        }
-    });
-    let d = dir.join(name);
-    bert::save(&m, &d).unwrap();
+    let d = common::random_checkpoint(&dir.join(name), &cfg, Heads::ALL, seed, true, false);
     if vocab == 30522 {
         destila::distill::checkpoint::copy_tokenizer(&common::teacher(), &d).unwrap();
     } else {

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use destila::bert::{self, BertConfig, ForwardOptions, Heads, MlmPositions, Model};
+use destila::bert::{self, BertConfig, ForwardOptions, Heads, MlmPositions};
 use destila::export::{export, ExportOptions, HeadsMode};
 use tch::{Kind, Tensor};
 
@@ -26,17 +26,7 @@ fn checkpoint(dir: &Path) -> PathBuf {
         max_position_embeddings: 64,
         ..Default::default()
     };
-    tch::manual_seed(5);
-    let m = Model::random(&cfg, Heads::ALL, tch::Device::Cpu);
-    // Move LayerNorms and biases off their initial values.
-    tch::no_grad(|| {
-        for (_, mut v) in m.vs.variables() {
-            let noise = v.randn_like() * 0.05;
-            let _ = v.g_add_(&noise);
-        }
-    });
-    let d = dir.join("ckpt");
-    bert::save(&m, &d).unwrap();
+    let d = common::random_checkpoint(&dir.join("ckpt"), &cfg, Heads::ALL, 5, true, false);
     std::fs::copy(
         common::teacher().join("tokenizer.json"),
         d.join("tokenizer.json"),

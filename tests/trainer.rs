@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use destila::bert::{self, BertConfig, Heads, Model};
+use destila::bert::{self, BertConfig, Heads};
 use destila::distill::recipe::Recipe;
 use destila::distill::trainer::{run, RunOptions};
 
@@ -25,11 +25,7 @@ fn tiny_teacher(dir: &Path, layers: i64, hidden: i64, heads_n: i64, heads: Heads
         max_position_embeddings: 64,
         ..Default::default()
     };
-    tch::manual_seed(3);
-    let m = Model::random(&cfg, heads, tch::Device::Cpu);
-    bert::save(&m, dir).unwrap();
-    destila::distill::checkpoint::copy_tokenizer(&common::teacher(), dir).unwrap();
-    dir.to_path_buf()
+    common::random_checkpoint(dir, &cfg, heads, 3, false, true)
 }
 
 /// A small corpus: the first paragraphs of Persuasion for training, later ones held out.

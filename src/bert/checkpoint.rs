@@ -256,14 +256,16 @@ fn head_of(name: &str) -> Option<fn(Heads) -> bool> {
     }
 }
 
-/// Loads an HF checkpoint folder (`config.json` plus `model.safetensors`, a sharded index
-/// or `pytorch_model.bin`).
-pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
-    let dir = dir.as_ref();
-    if !dir.is_dir() {
-        return Err(Error::checkpoint(dir, "checkpoint folder not found"));
-    }
-    let config = BertConfig::from_file(dir.join("config.json"))?;
+/// A folder's tensors under their canonical (VarStore) names.
+struct Canonical {
+    files: Vec<PathBuf>,
+    /// canonical name → (name in the file, file, tensor)
+    tensors: BTreeMap<String, (String, PathBuf, Tensor)>,
+    notes: Vec<String>,
+    dtypes: BTreeSet<String>,
+}
+
+fn read_canonical(dir: &Path) -> Result<Canonical> {
     let files = weight_files(dir)?;
     let mut tensors: BTreeMap<String, (String, PathBuf, Tensor)> = BTreeMap::new();
     let mut notes = Vec::new();
@@ -283,6 +285,28 @@ pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
             }
         }
     }
+    Ok(Canonical {
+        files,
+        tensors,
+        notes,
+        dtypes,
+    })
+}
+
+/// Loads an HF checkpoint folder (`config.json` plus `model.safetensors`, a sharded index
+/// or `pytorch_model.bin`).
+pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
+    let dir = dir.as_ref();
+    if !dir.is_dir() {
+        return Err(Error::checkpoint(dir, "checkpoint folder not found"));
+    }
+    let config = BertConfig::from_file(dir.join("config.json"))?;
+    let Canonical {
+        files,
+        tensors,
+        mut notes,
+        dtypes,
+    } = read_canonical(dir)?;
     let checkpoint_heads = heads_in(tensors.keys());
     let heads = checkpoint_heads.union(opts.heads);
 
@@ -407,16 +431,9 @@ pub fn save(model: &Model, dir: impl AsRef<Path>) -> Result<()> {
 /// name, converting the kind; every variable must be found with its shape.
 pub fn restore(model: &Model, dir: impl AsRef<Path>) -> Result<()> {
     let dir = dir.as_ref();
-    let mut tensors: BTreeMap<String, Tensor> = BTreeMap::new();
-    for file in weight_files(dir)? {
-        for (name, t) in read_weights(&file)? {
-            if let Some(c) = canonical(&name) {
-                tensors.entry(c).or_insert(t);
-            }
-        }
-    }
+    let tensors = read_canonical(dir)?.tensors;
     for (name, var) in model.vs.variables() {
-        let t = tensors
+        let (_, _, t) = tensors
             .get(&name)
             .ok_or_else(|| Error::checkpoint(dir, format!("missing tensor {name}")))?;
         if t.size() != var.size() {

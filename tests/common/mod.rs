@@ -63,3 +63,31 @@ pub fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
 pub fn destila() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_destila"))
 }
+
+/// A random BERT saved in `dir`, with BERT's initialisation; `noise` then moves every
+/// parameter (LayerNorms and biases too) off its initial value, so that a wrong mapping
+/// cannot hide behind a constant; `tokenizer` copies the teacher's tokenizer files.
+pub fn random_checkpoint(
+    dir: &std::path::Path,
+    cfg: &destila::bert::BertConfig,
+    heads: destila::bert::Heads,
+    seed: i64,
+    noise: bool,
+    tokenizer: bool,
+) -> PathBuf {
+    tch::manual_seed(seed);
+    let m = destila::bert::Model::random(cfg, heads, tch::Device::Cpu);
+    if noise {
+        tch::no_grad(|| {
+            for (_, mut v) in m.vs.variables() {
+                let n = v.randn_like() * 0.05;
+                let _ = v.g_add_(&n);
+            }
+        });
+    }
+    destila::bert::save(&m, dir).unwrap();
+    if tokenizer {
+        destila::distill::checkpoint::copy_tokenizer(&teacher(), dir).unwrap();
+    }
+    dir.to_path_buf()
+}
