@@ -264,3 +264,33 @@ fn bench_step_runs_the_trainer_step() {
     assert!(v["samples_per_s"].as_f64().unwrap() > 0.0);
     assert!(v["step_flops"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn the_binary_finds_libtorch_by_rpath_and_links_libtorch_cuda() {
+    let exe = env!("CARGO_BIN_EXE_destila");
+    let out = std::process::Command::new("readelf")
+        .args(["-d", exe])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("RUNPATH") || text.contains("RPATH"), "{text}");
+    let lib = text
+        .lines()
+        .find(|l| l.contains("RUNPATH") || l.contains("RPATH"))
+        .and_then(|l| l.split('[').nth(1))
+        .map(|s| s.trim_end_matches(']').to_string())
+        .unwrap();
+    if std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
+        assert!(
+            text.contains("NEEDED") && text.contains("libtorch_cuda.so"),
+            "{text}"
+        );
+    }
+    // And it runs without LD_LIBRARY_PATH.
+    let r = std::process::Command::new(exe)
+        .arg("--version")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    assert!(r.status.success());
+}

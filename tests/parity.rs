@@ -18,6 +18,7 @@ fn teacher_case(fixture: &str) {
     };
     let out = tch::no_grad(|| model.forward(&inputs(&r), &opts)).unwrap();
     let d = max_abs(out.last_hidden_state(), &r["last_hidden_state"]);
+    eprintln!("{fixture}: last hidden state max abs difference {d:.2e}");
     assert!(d < TOL, "{fixture}: last hidden state differs by {d}");
     let d = max_abs(out.pooled.as_ref().unwrap(), &r["pooler_output"]);
     assert!(d < TOL, "{fixture}: pooled output differs by {d}");
@@ -64,6 +65,7 @@ fn tiny_case(name: &str) {
     let out = tch::no_grad(|| model.forward(&inputs(&r), &opts)).unwrap();
     let mlm = out.mlm_logits.as_ref().unwrap();
     let d = max_abs(mlm, &r["prediction_logits"]);
+    eprintln!("{name}: MLM logits max abs difference {d:.2e}");
     assert!(d < TOL, "{name}: MLM logits differ by {d}");
     let d = max_abs(
         out.nsp_logits.as_ref().unwrap(),
