@@ -522,29 +522,32 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
         _ => None,
     };
 
+    let (mut model, mut teacher) = (model, teacher);
     if kind != Kind::Float {
-        let mut m = model;
-        m.vs.set_kind(kind);
-        let teacher = teacher.map(|mut t| {
+        model.vs.set_kind(kind);
+        if let Some(t) = teacher.as_mut() {
             t.vs.set_kind(kind);
-            t
-        });
-        return train(
-            recipe, opts, started, device, kind, m, teacher, extra, projection, plan, sets,
-            tokenizer, tok_dir, ckpt_root, existing,
-        );
+        }
     }
-    train(
-        recipe, opts, started, device, kind, model, teacher, extra, projection, plan, sets,
-        tokenizer, tok_dir, ckpt_root, existing,
-    )
+    let prepared = Prepared {
+        device,
+        kind,
+        model,
+        teacher,
+        extra,
+        projection,
+        plan,
+        sets,
+        tokenizer,
+        tok_dir,
+        ckpt_root,
+        existing,
+    };
+    train(recipe, opts, started, prepared)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn train(
-    recipe: &Recipe,
-    opts: &RunOptions,
-    started: Instant,
+/// Everything `train` runs with, built by `run`.
+struct Prepared {
     device: Device,
     kind: Kind,
     model: Model,
@@ -557,7 +560,23 @@ fn train(
     tok_dir: PathBuf,
     ckpt_root: PathBuf,
     existing: Vec<PathBuf>,
-) -> Result<RunSummary> {
+}
+
+fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> Result<RunSummary> {
+    let Prepared {
+        device,
+        kind,
+        mut model,
+        teacher,
+        extra,
+        projection,
+        plan,
+        sets,
+        tokenizer,
+        tok_dir,
+        ckpt_root,
+        existing,
+    } = p;
     let out = &recipe.output;
     let tr = &recipe.training;
     let total = tr.steps;
@@ -830,12 +849,9 @@ fn train(
     let tmp = out.join(format!(".final.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     if kind != Kind::Float {
-        let mut m = model;
-        m.vs.set_kind(Kind::Float);
-        bert::save(&m, &tmp)?;
-    } else {
-        bert::save(&model, &tmp)?;
+        model.vs.set_kind(Kind::Float);
     }
+    bert::save(&model, &tmp)?;
     ckpt::copy_tokenizer(&tok_dir, &tmp)?;
     let _ = std::fs::remove_dir_all(&final_dir);
     std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
