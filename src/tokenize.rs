@@ -258,7 +258,7 @@ impl BertTokenizer {
     pub fn word_pieces_batch(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
         let encs = self
             .plain
-            .encode_batch(texts.to_vec(), false)
+            .encode_batch_fast(texts.to_vec(), false)
             .map_err(|e| Error::tokenizer(&self.source, e.to_string()))?;
         Ok(encs.into_iter().map(|e| e.get_ids().to_vec()).collect())
     }
