@@ -117,7 +117,7 @@ fn a_run_killed_with_sigkill_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let t = tiny_teacher(&dir.path().join("teacher"), 2, 32, 4, Heads::ALL);
     let body = SMALL
-        .replace("steps: 30", "steps: 24")
+        .replace("steps: 30", "steps: 48")
         .replace("checkpoint_every: 10", "checkpoint_every: 4");
     let r = recipe(dir.path(), &t, &body);
     let recipe_path = dir.path().join("recipe.yaml");
