@@ -527,3 +527,35 @@ fn fp16_with_loss_scaling_trains_on_cpu() {
     let s = run(&r, &quiet()).unwrap();
     assert!(s.last_validation.unwrap().is_finite());
 }
+
+#[test]
+fn fitting_keeps_a_head_the_teacher_already_has() {
+    // A BertForMaskedLM-like teacher: MLM head, no pooler, no NSP head.
+    let dir = tempfile::tempdir().unwrap();
+    let heads = Heads {
+        mlm: true,
+        ..Default::default()
+    };
+    let t = tiny_teacher(&dir.path().join("teacher"), 2, 32, 4, heads);
+    let body = SMALL.replace("steps: 30", "steps: 2");
+    let r = recipe(dir.path(), &t, &body);
+    run(&r, &quiet()).unwrap();
+    let original = bert::load(&t, &Default::default()).unwrap();
+    let fitted = bert::load(dir.path().join("run/teacher-heads"), &Default::default()).unwrap();
+    assert_eq!(fitted.report.as_ref().unwrap().checkpoint_heads, Heads::ALL);
+    let (a, b) = (original.vs.variables(), fitted.vs.variables());
+    for (name, v) in &a {
+        assert!(v.equal(&b[name]), "{name} changed, but the teacher had it");
+    }
+    // A teacher with both heads has nothing to fit.
+    let full = tiny_teacher(&dir.path().join("full"), 2, 32, 4, Heads::ALL);
+    let mut r = recipe(dir.path(), &full, &body);
+    r.job = destila::distill::recipe::Job::FitHeads;
+    let opts = RunOptions {
+        force: true,
+        quiet: true,
+        ..Default::default()
+    };
+    let e = run(&r, &opts).unwrap_err().to_string();
+    assert!(e.contains("nothing to fit"), "{e}");
+}

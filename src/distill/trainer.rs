@@ -475,10 +475,26 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
                     ..Default::default()
                 },
             )?;
-            // The encoder stays frozen. The pooler trains with the heads: in BERT's
-            // pretraining only NSP shapes it, and a headless checkpoint's pooler was not.
+            // Only the heads the checkpoint lacks train; the encoder and any head it has stay
+            // frozen. The pooler trains with a new NSP head: in BERT's pretraining only NSP
+            // shapes it, and a checkpoint without that head never trained it for NSP.
+            let fresh = m.report.as_ref().expect("loaded").initialised;
+            if !fresh.mlm && !fresh.nsp {
+                return Err(Error::config(
+                    &recipe.path,
+                    "job",
+                    format!(
+                        "the teacher ({}) already has MLM and NSP heads: nothing to fit",
+                        t.checkpoint.display()
+                    ),
+                ));
+            }
             for (name, v) in m.vs.variables() {
-                if !name.starts_with("cls.") && !name.starts_with("bert.pooler.") {
+                let trains = (fresh.mlm && name.starts_with("cls.predictions."))
+                    || (fresh.nsp
+                        && (name.starts_with("cls.seq_relationship.")
+                            || name.starts_with("bert.pooler.")));
+                if !trains {
                     let _ = v.set_requires_grad(false);
                 }
             }
