@@ -50,15 +50,17 @@ fn frame(title: &str, x_label: &str, y_label: &str) -> String {
     )
 }
 
-fn legend(names: &[(&str, &str)]) -> String {
+/// Legend in the top right corner, or the top left (`left`), inside the plot area.
+fn legend(names: &[(&str, &str)], left: bool) -> String {
+    let x0 = if left { ML + 10.0 } else { W - MR - 150.0 };
     let mut s = String::new();
     for (i, (name, color)) in names.iter().enumerate() {
         let y = 52.0 + 18.0 * i as f64;
         s += &format!(
             "<rect x=\"{}\" y=\"{}\" width=\"14\" height=\"4\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{}</text>\n",
-            W - MR - 150.0,
+            x0,
             y - 2.0,
-            W - MR - 130.0,
+            x0 + 20.0,
             y + 4.0,
             esc(name)
         );
@@ -166,7 +168,7 @@ pub fn xy(
         }
     }
     let names: Vec<(&str, &str)> = series.iter().map(|s| (s.name.as_str(), s.color)).collect();
-    s += &legend(&names);
+    s += &legend(&names, false);
     s += "</svg>\n";
     Ok(s)
 }
@@ -230,7 +232,7 @@ pub fn bars(
         .enumerate()
         .map(|(k, (n, _))| (n.as_str(), COLORS[k % COLORS.len()]))
         .collect();
-    s += &legend(&names);
+    s += &legend(&names, true);
     s += "</svg>\n";
     Ok(s)
 }
