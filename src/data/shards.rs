@@ -131,15 +131,20 @@ impl Corpus {
         (&self.shards[s], doc - self.doc_start[s])
     }
 
-    /// Global sentence range [first, end) of a document inside its shard.
-    fn sentence_range(shard: &Shard, local: usize) -> (usize, usize) {
-        let end = u64_at(&shard.document_ends, local) as usize;
-        let first = if local == 0 {
+    /// The half-open span [first, end) of entry `i` in an array of end offsets (documents
+    /// in sentences, sentences in tokens).
+    fn span(ends: &Mmap, i: usize) -> (usize, usize) {
+        let first = if i == 0 {
             0
         } else {
-            u64_at(&shard.document_ends, local - 1) as usize
+            u64_at(ends, i - 1) as usize
         };
-        (first, end)
+        (first, u64_at(ends, i) as usize)
+    }
+
+    /// Global sentence range [first, end) of a document inside its shard.
+    fn sentence_range(shard: &Shard, local: usize) -> (usize, usize) {
+        Self::span(&shard.document_ends, local)
     }
 
     pub fn num_sentences(&self, doc: usize) -> usize {
@@ -149,13 +154,7 @@ impl Corpus {
     }
 
     fn token_range(shard: &Shard, sentence: usize) -> (usize, usize) {
-        let end = u64_at(&shard.sentence_ends, sentence) as usize;
-        let first = if sentence == 0 {
-            0
-        } else {
-            u64_at(&shard.sentence_ends, sentence - 1) as usize
-        };
-        (first, end)
+        Self::span(&shard.sentence_ends, sentence)
     }
 
     /// Length in tokens of sentence `i` of document `doc`.
