@@ -51,4 +51,47 @@ PYEOF
   rm -rf "$TEACHER_DIR.tmp" && mv "$dl/model" "$TEACHER_DIR.tmp"
   rm -rf "$TEACHER_DIR" && mv "$TEACHER_DIR.tmp" "$TEACHER_DIR"
 fi
+# Headers the c10d bridge (csrc/c10d_bridge.cpp) compiles against besides the wheel's own:
+# gloo's (BSD; the wheel's ProcessGroupGloo.hpp includes them but the wheel does not ship
+# them), from Debian's libgloo-dev; and, for ProcessGroupNCCL, the two CUDA header packages
+# the wheel's nvidia-* dependencies leave out (crt/ and nv/target). Checked by checksum.
+HEADERS=.cache/headers
+GLOO_DEB=libgloo-dev_0.0~git20220518.5b14351-3_amd64.deb
+GLOO_URL=http://deb.debian.org/debian/pool/main/g/gloo/$GLOO_DEB
+GLOO_SHA256=80529c9fd8af452faf489e686b94bf87075965c40673803810c4f41634b1e299
+CUDA_HEADER_PKGS="nvidia-cuda-crt==13.0.88 nvidia-cuda-cccl==13.0.85"
+CUDA_HEADER_SHA256="2c8043c7c9e02492716426e9919fc78d2c5b3b2a7a768a88e952676b08aa55a4 e0da7ad981f3a8aff08241b5bfc1af868742a63e2762f53a5171c492ef242649"
+if [ ! -f $HEADERS/gloo/include/gloo/algorithm.h ]; then
+  echo "setup: fetching gloo's headers ($GLOO_DEB) from Debian"
+  hd=$(mktemp -d)
+  curl -fsSL --retry 3 -o "$hd/$GLOO_DEB" "$GLOO_URL"
+  got=$(sha "$hd/$GLOO_DEB")
+  if [ "$got" != $GLOO_SHA256 ]; then
+    echo "setup: checksum mismatch for $GLOO_DEB: got $got, want $GLOO_SHA256" >&2
+    exit 1
+  fi
+  if command -v dpkg-deb >/dev/null; then
+    dpkg-deb -x "$hd/$GLOO_DEB" "$hd/x"
+  else
+    (cd "$hd" && ar x "$GLOO_DEB" && mkdir x && tar -xf data.tar.* -C x)
+  fi
+  mkdir -p $HEADERS && rm -rf $HEADERS/gloo && mkdir -p $HEADERS/gloo
+  mv "$hd/x/usr/include" $HEADERS/gloo/include
+  cp "$hd/x/usr/share/doc/libgloo-dev/copyright" $HEADERS/gloo/ 2>/dev/null || true
+  rm -rf "$hd"
+fi
+if [ ! -f $HEADERS/cuda/include/crt/host_config.h ] || [ ! -d $HEADERS/cuda/include/nv ]; then
+  echo "setup: fetching CUDA headers ($CUDA_HEADER_PKGS) from PyPI"
+  hd=$(mktemp -d)
+  $PY -m pip download --quiet --disable-pip-version-check --no-deps $CUDA_HEADER_PKGS -d "$hd"
+  for want_sha in $CUDA_HEADER_SHA256; do
+    ok=0
+    for w in "$hd"/*.whl; do [ "$(sha "$w")" = "$want_sha" ] && ok=1; done
+    if [ $ok = 0 ]; then echo "setup: no downloaded CUDA header wheel has checksum $want_sha" >&2; exit 1; fi
+  done
+  rm -rf $HEADERS/cuda && mkdir -p $HEADERS/cuda
+  for w in "$hd"/*.whl; do $PY -m zipfile -e "$w" "$hd/x"; done
+  mv "$hd/x/nvidia/cu13/include" $HEADERS/cuda/include
+  rm -rf "$hd"
+fi
 echo "setup: ok (venv: $($PY -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'); teacher: $TEACHER_DIR)"

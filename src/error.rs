@@ -27,6 +27,9 @@ pub enum Error {
     Device(String),
     #[error("{0}")]
     Invalid(String),
+    /// Data-parallel runs: launch variables, rendezvous, collectives, lost ranks.
+    #[error("distributed: {0}")]
+    Distributed(String),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bert;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod distill;
 pub mod doctor;
 pub mod embed;

@@ -532,12 +532,18 @@ fn run(cli: Cli) -> Result<()> {
             quiet,
         } => {
             let recipe = Recipe::from_file_with(&recipe, &set)?;
+            let group = destila::distill::trainer::join(&recipe)?;
+            let main = group.as_ref().is_none_or(|g| g.is_main());
             let opts = destila::distill::trainer::RunOptions {
                 resume,
                 force,
                 quiet,
+                group,
             };
             let s = destila::distill::trainer::run(&recipe, &opts)?;
+            if !main {
+                return Ok(());
+            }
             match (s.first_validation, s.last_validation) {
                 (Some(a), Some(b)) => println!("validation loss {a:.4} -> {b:.4}"),
                 (None, Some(b)) => println!("validation loss {b:.4}"),

@@ -4,56 +4,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use destila::bert::{self, BertConfig, Heads};
+use destila::bert::{self, Heads};
 use destila::distill::recipe::Recipe;
 use destila::distill::trainer::{run, RunOptions};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A random BERT with the teacher's vocabulary and tokenizer, saved under `dir`.
-fn tiny_teacher(dir: &Path, layers: i64, hidden: i64, heads_n: i64, heads: Heads) -> PathBuf {
-    let cfg = BertConfig {
-        num_hidden_layers: layers,
-        hidden_size: hidden,
-        num_attention_heads: heads_n,
-        intermediate_size: hidden * 2,
-        max_position_embeddings: 64,
-        ..Default::default()
-    };
-    common::random_checkpoint(dir, &cfg, heads, 3, false, true)
-}
-
-/// A small corpus: the first paragraphs of Persuasion for training, later ones held out.
-fn corpus(dir: &Path) -> (PathBuf, PathBuf) {
-    let text =
-        std::fs::read_to_string(root().join("data/austen/validation/persuasion.txt")).unwrap();
-    let paras: Vec<&str> = text.split("\n\n").filter(|p| p.trim().len() > 40).collect();
-    let (train, val) = (dir.join("train.txt"), dir.join("val.txt"));
-    std::fs::write(&train, paras[..300].join("\n\n")).unwrap();
-    std::fs::write(&val, paras[300..360].join("\n\n")).unwrap();
-    (train, val)
-}
-
-fn recipe(dir: &Path, teacher: &Path, body: &str) -> Recipe {
-    let (train, val) = corpus(dir);
-    let yaml = format!(
-        "seed: 1\noutput: {out}\ndevice: cpu\nteacher: {{checkpoint: {t}, heads: fit, fit: {{steps: 4}}}}\n\
-         data: {{train: [{train}], validation: [{val}], max_seq_len: 32, cache_dir: {cache}}}\n{body}",
-        out = dir.join("run").display(),
-        t = teacher.display(),
-        train = train.display(),
-        val = val.display(),
-        cache = dir.join("cache").display(),
-    );
-    let path = dir.join("recipe.yaml");
-    std::fs::write(&path, &yaml).unwrap();
-    Recipe::from_file(&path).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
-}
+use common::{corpus, recipe, root, tiny_teacher};
 
 const SMALL: &str = "student: {layers: 1, init: from-teacher, teacher_layers: [1]}\n\
     losses: {temperature: 2.0, kd_mlm: {weight: 1.0}, kd_nsp: {weight: 1.0}, hidden_cos: {weight: 1.0}, mlm: {weight: 0.5}}\n\

@@ -41,6 +41,33 @@ pub struct Batch {
     pub masked_labels: Tensor,
     /// [b]: 0 IsNext, 1 NotNext (HF's `next_sentence_label`).
     pub nsp_labels: Tensor,
+    /// The teacher's targets, when the batch comes from a target cache.
+    pub targets: Option<Targets>,
+}
+
+/// Teacher targets read from a cache (`destila targets`), aligned with the batch's rows.
+#[derive(Debug)]
+pub struct Targets {
+    /// [n, k]: the teacher's k most likely ids at each masked position, in the order of
+    /// `masked_positions`.
+    pub topk_ids: Tensor,
+    /// [n, k]: their logits (fp32 here, stored as fp16).
+    pub topk_logits: Tensor,
+    /// [b, 2]: the teacher's NSP logits.
+    pub nsp_logits: Tensor,
+    /// [b, h]: the teacher's mean-pooled last hidden state, when the cache holds it.
+    pub pooled: Option<Tensor>,
+}
+
+impl Targets {
+    pub fn to_device(&self, device: tch::Device) -> Targets {
+        Targets {
+            topk_ids: self.topk_ids.to_device(device),
+            topk_logits: self.topk_logits.to_device(device),
+            nsp_logits: self.nsp_logits.to_device(device),
+            pooled: self.pooled.as_ref().map(|p| p.to_device(device)),
+        }
+    }
 }
 
 impl Batch {
@@ -55,6 +82,7 @@ impl Batch {
             masked_positions: self.masked_positions.to_device(device),
             masked_labels: self.masked_labels.to_device(device),
             nsp_labels: self.nsp_labels.to_device(device),
+            targets: self.targets.as_ref().map(|t| t.to_device(device)),
         }
     }
 }
@@ -95,6 +123,7 @@ pub fn collate(items: &[Masked], pad_id: u32) -> Batch {
         masked_positions: Tensor::from_slice(&positions),
         masked_labels: Tensor::from_slice(&masked_labels),
         nsp_labels: Tensor::from_slice(&nsp),
+        targets: None,
     }
 }
 
@@ -116,7 +145,9 @@ pub struct LoaderOptions {
     pub seed: u64,
     /// Reshuffle documents each epoch (off for validation, which is fixed).
     pub shuffle: bool,
-    /// Data-parallel sharding: this process takes every `world`-th document from `rank`.
+    /// Data-parallel runs: every rank draws the same stream of `batch_size` examples (the
+    /// global batch) and keeps the `rank`-th of `world` equal slices, so the run sees the
+    /// same batches whatever the number of processes.
     pub rank: usize,
     pub world: usize,
     pub cls_id: u32,
@@ -180,8 +211,6 @@ impl Loader {
         if opts.shuffle {
             order.shuffle(&mut StdRng::seed_from_u64(mix(opts.seed, epoch, 1)));
         }
-        let world = opts.world.max(1);
-        let order: Vec<u32> = order.into_iter().skip(opts.rank).step_by(world).collect();
         Epoch {
             order,
             next_doc: 0,
@@ -300,11 +329,22 @@ impl Loader {
         Some(g)
     }
 
-    /// The next batch; a new epoch starts (reshuffled) when one ends. None only when the
-    /// documents cannot fill a single batch.
+    /// This rank's slice of a global batch.
+    fn slice(&self, mut g: Vec<Masked>) -> Vec<Masked> {
+        let world = self.opts.world.max(1);
+        if world == 1 {
+            return g;
+        }
+        let per = g.len() / world;
+        g.truncate(per * (self.opts.rank + 1));
+        g.split_off(per * self.opts.rank)
+    }
+
+    /// The next batch (this rank's slice); a new epoch starts (reshuffled) when one ends.
+    /// None only when the documents cannot fill a single batch.
     pub fn next_batch(&mut self) -> Option<Batch> {
         if let Some(g) = self.next_group() {
-            return Some(collate(&g, self.opts.pad_id));
+            return Some(collate(&self.slice(g), self.opts.pad_id));
         }
         if self.cursor.batches == 0 {
             return None;
@@ -314,11 +354,12 @@ impl Loader {
             batches: 0,
         };
         self.epoch = Self::start_epoch(&self.docs, &self.opts, self.cursor.epoch);
-        self.next_group().map(|g| collate(&g, self.opts.pad_id))
+        self.next_group()
+            .map(|g| collate(&self.slice(g), self.opts.pad_id))
     }
 
     /// The items of the next batch without tensors (for previews and statistics).
     pub fn next_items(&mut self) -> Option<Vec<Masked>> {
-        self.next_group()
+        self.next_group().map(|g| self.slice(g))
     }
 }

@@ -13,7 +13,7 @@ pub mod stats;
 
 use std::sync::Arc;
 
-pub use batch::{Batch, Cursor, Loader, LoaderOptions, Masked};
+pub use batch::{Batch, Cursor, Loader, LoaderOptions, Masked, Targets};
 pub use config::DataConfig;
 pub use shards::Corpus;
 

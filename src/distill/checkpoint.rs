@@ -23,6 +23,13 @@ pub struct TrainerState {
     pub cursor: Cursor,
     pub scaler: Option<LossScaler>,
     pub recipe: Recipe,
+    /// Processes of the data-parallel run that wrote it (1 alone).
+    #[serde(default = "one")]
+    pub world: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 pub const TOKENIZER_FILES: [&str; 4] = [

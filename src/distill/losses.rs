@@ -17,6 +17,24 @@ pub fn kd(teacher: &Tensor, student: &Tensor, temperature: f64) -> Tensor {
     kl.mean(Kind::Float) * (temperature * temperature)
 }
 
+/// `kd` with the teacher known only by its top k classes per row: the teacher's
+/// distribution is the softmax of those k logits (renormalised over them), the student's is
+/// its full softmax read at the same k ids. With k covering every class this is `kd`.
+/// `teacher_ids` [n, k] (int64), `teacher_logits` [n, k], `student` [n, classes].
+pub fn kd_topk(
+    teacher_ids: &Tensor,
+    teacher_logits: &Tensor,
+    student: &Tensor,
+    temperature: f64,
+) -> Tensor {
+    let lt = (teacher_logits.to_kind(Kind::Float) / temperature).log_softmax(-1, Kind::Float);
+    let ls = (student.to_kind(Kind::Float) / temperature)
+        .log_softmax(-1, Kind::Float)
+        .gather(-1, teacher_ids, false);
+    let kl = (lt.exp() * (&lt - ls)).sum_dim_intlist(-1, false, Kind::Float);
+    kl.mean(Kind::Float) * (temperature * temperature)
+}
+
 /// Mean cross-entropy of `logits` [n, classes] against `labels` [n].
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
     logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(

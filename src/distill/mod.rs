@@ -1,4 +1,4 @@
-//! Distillation: recipes (and, to come, losses, the trainer, checkpoints).
+//! Distillation: recipes, losses, the trainer, checkpoints, the teacher-target cache.
 
 pub mod checkpoint;
 pub mod losses;
@@ -7,4 +7,5 @@ pub mod optim;
 pub mod recipe;
 pub mod schedule;
 pub mod student;
+pub mod targets;
 pub mod trainer;

@@ -77,6 +77,11 @@ impl AdamW {
         })
     }
 
+    /// The defined gradients, in parameter-name order (the same on every rank).
+    pub fn grad_list(&self) -> Vec<Tensor> {
+        self.grads().map(|(_, g)| g).collect()
+    }
+
     /// Divides every gradient by `factor` (loss-scale removal, accumulation).
     pub fn scale_grads(&mut self, factor: f64) {
         for (_, mut g) in self.grads() {

@@ -145,6 +145,26 @@ pub struct TeacherSection {
     pub heads: HeadPolicy,
     #[serde(default)]
     pub fit: HeadFit,
+    /// A teacher-target cache (`destila targets`): with it, `distill` reads the teacher's
+    /// top-k MLM logits and NSP logits from `dir` instead of running the teacher.
+    #[serde(default)]
+    pub targets: Option<TargetsSection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetsSection {
+    pub dir: PathBuf,
+    /// MLM logits kept per masked position (the teacher's k largest).
+    #[serde(default = "d_top_k")]
+    pub top_k: usize,
+    /// Also store the teacher's mean-pooled last hidden state per sequence.
+    #[serde(default)]
+    pub pooled: bool,
+}
+
+fn d_top_k() -> usize {
+    32
 }
 
 fn d_heads_policy() -> HeadPolicy {
@@ -564,6 +584,32 @@ impl Recipe {
             Job::FitHeads => {
                 if self.teacher.is_none() {
                     return err("teacher", "a fit-heads job needs a teacher".into());
+                }
+            }
+        }
+        if let Some(tg) = self.teacher.as_ref().and_then(|t| t.targets.as_ref()) {
+            if tg.top_k == 0 {
+                return err("teacher.targets.top_k", "must be at least 1".into());
+            }
+            if self.job == Job::Distill {
+                let live: Vec<&&str> = active
+                    .iter()
+                    .filter(|n| !["kd_mlm", "kd_nsp", "mlm", "nsp"].contains(n))
+                    .collect();
+                if !live.is_empty() {
+                    return err(
+                        "teacher.targets",
+                        format!(
+                            "a target cache holds MLM and NSP logits only; {} need(s) the live teacher (remove teacher.targets or set their weights to 0)",
+                            live.iter().map(|n| format!("losses.{n}")).collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                }
+                if self.losses.kd_mlm.positions == KdPositions::All && active.contains(&"kd_mlm") {
+                    return err(
+                        "losses.kd_mlm.positions",
+                        "a target cache holds masked positions only: use positions: masked".into(),
+                    );
                 }
             }
         }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tch::{nn, Device, Kind, Tensor};
@@ -19,12 +20,16 @@ use super::optim::{AdamW, LossScaler};
 use super::recipe::{HeadPolicy, Job, KdPositions, LossWeight, Recipe, Scheduled};
 use super::schedule::lr_factor;
 use super::student;
+use super::targets::{self, Cache, CacheLoader};
 use crate::bert::{self, BertOutput, ForwardOptions, Heads, LoadOptions, MlmPositions, Model};
 use crate::data::{self, Batch, Cursor, Loader};
+use crate::dist::{self, Group, Launch};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// The data-parallel run this process belongs to (see `join`); None: alone.
+    pub group: Option<Arc<Group>>,
     /// Continue from the newest checkpoint in the output folder.
     pub resume: bool,
     /// Start over even if the output folder has checkpoints (they are removed).
@@ -125,6 +130,9 @@ fn plan(recipe: &Recipe, s: &bert::BertConfig, t: Option<&bert::BertConfig>) -> 
 /// What one batch gives: raw loss components, and what accuracy needs.
 struct Computed {
     components: Vec<(&'static str, Tensor)>,
+    /// What each component is a mean over (masked positions, sequences, tokens, ...), so
+    /// that data-parallel ranks can weigh their means into the global batch's.
+    counts: Vec<f64>,
     student: BertOutput,
     /// Labels of the rows of `student.mlm_logits` (-100 where not masked).
     mlm_labels: Tensor,
@@ -178,15 +186,36 @@ fn compute(
         Tensor::stack(&terms, 0).mean(Kind::Float)
     };
     let mut components = Vec::new();
+    let mut counts = Vec::new();
+    let tokens = || mask.sum(Kind::Float).double_value(&[]);
+    let (b, len) = (mask.size()[0] as f64, mask.size()[1] as f64);
     for (name, _, pairs) in &plan.active {
+        counts.push(match *name {
+            "kd_mlm" => positions.size()[0] as f64,
+            "mlm" => batch.masked_positions.size()[0] as f64,
+            "kd_nsp" | "nsp" => b,
+            "attention_mse" => b * len * len,
+            _ => tokens(),
+        });
         let v = match *name {
-            "kd_mlm" => losses::kd(
-                need_t()?.mlm_logits.as_ref().expect("asked for"),
-                s.mlm_logits.as_ref().expect("asked for"),
-                temperature,
-            ),
+            "kd_mlm" => match &batch.targets {
+                Some(tg) => losses::kd_topk(
+                    &tg.topk_ids,
+                    &tg.topk_logits,
+                    s.mlm_logits.as_ref().expect("asked for"),
+                    temperature,
+                ),
+                None => losses::kd(
+                    need_t()?.mlm_logits.as_ref().expect("asked for"),
+                    s.mlm_logits.as_ref().expect("asked for"),
+                    temperature,
+                ),
+            },
             "kd_nsp" => losses::kd(
-                need_t()?.nsp_logits.as_ref().expect("asked for"),
+                match &batch.targets {
+                    Some(tg) => &tg.nsp_logits,
+                    None => need_t()?.nsp_logits.as_ref().expect("asked for"),
+                },
                 s.nsp_logits.as_ref().expect("asked for"),
                 temperature,
             ),
@@ -232,6 +261,7 @@ fn compute(
     }
     Ok(Computed {
         components,
+        counts,
         student: s,
         mlm_labels,
     })
@@ -328,7 +358,7 @@ fn weights_digest(dir: &Path) -> Result<String> {
 
 /// The teacher with the heads the losses need: its own, or fitted (and cached beside the
 /// run, in `OUTPUT/teacher-heads`) when `teacher.heads: fit`.
-fn teacher_with_heads(
+pub(crate) fn teacher_with_heads(
     recipe: &Recipe,
     need: Heads,
     device: Device,
@@ -403,20 +433,58 @@ fn teacher_with_heads(
             resume: false,
             force: true,
             quiet: opts.quiet,
+            group: opts.group.clone(),
         },
     )?;
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::rename(&summary.final_model, &dir).map_err(|e| Error::io(&dir, e))?;
-    let _ = std::fs::remove_dir_all(sub.output.join("checkpoints"));
-    std::fs::write(&key_path, serde_json::to_string_pretty(&key).expect("json"))
-        .map_err(|e| Error::io(&key_path, e))?;
+    if is_main(&opts.group) {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&summary.final_model, &dir).map_err(|e| Error::io(&dir, e))?;
+        let _ = std::fs::remove_dir_all(sub.output.join("checkpoints"));
+        std::fs::write(&key_path, serde_json::to_string_pretty(&key).expect("json"))
+            .map_err(|e| Error::io(&key_path, e))?;
+    }
+    barrier(&opts.group)?;
     load(&dir)
+}
+
+fn is_main(group: &Option<Arc<Group>>) -> bool {
+    group.as_ref().is_none_or(|g| g.is_main())
+}
+
+fn barrier(group: &Option<Arc<Group>>) -> Result<()> {
+    match group {
+        Some(g) => g.barrier(),
+        None => Ok(()),
+    }
+}
+
+/// Joins the data-parallel run the launcher's variables describe (torchrun's `RANK`,
+/// `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR`, `MASTER_PORT`); None when there is none.
+pub fn join(recipe: &Recipe) -> Result<Option<Arc<Group>>> {
+    let Some(launch) = Launch::from_env()? else {
+        return Ok(None);
+    };
+    let device = rank_device(crate::device::parse(&recipe.device)?, &launch);
+    Ok(Some(Arc::new(Group::init(&launch, device)?)))
+}
+
+/// A rank's device: `cuda:LOCAL_RANK` when the recipe runs on CUDA.
+fn rank_device(device: Device, launch: &Launch) -> Device {
+    match device {
+        Device::Cuda(_) => Device::Cuda(launch.local_rank),
+        d => d,
+    }
 }
 
 /// Runs a recipe to its last step (or from its newest checkpoint with `resume`).
 pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
-    let device = crate::device::parse(&recipe.device)?;
+    let group = &opts.group;
+    let main = is_main(group);
+    let device = match (crate::device::parse(&recipe.device)?, group) {
+        (Device::Cuda(_), Some(g)) => Device::Cuda(g.local_rank()),
+        (d, _) => d,
+    };
     let kind = precision(recipe, device)?;
     let out = &recipe.output;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -429,12 +497,22 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
                 out.display()
             )));
         }
-        std::fs::remove_dir_all(&ckpt_root).map_err(|e| Error::io(&ckpt_root, e))?;
+        barrier(group)?;
+        if main {
+            std::fs::remove_dir_all(&ckpt_root).map_err(|e| Error::io(&ckpt_root, e))?;
+        }
     }
 
     let tokenizer = recipe.tokenizer()?;
     let tok_dir = recipe.tokenizer_dir().to_path_buf();
+    // Rank 0 builds the shard cache; the others then read it.
+    if !main {
+        barrier(group)?;
+    }
     let sets = data::prepare(&recipe.data, &tokenizer)?;
+    if main {
+        barrier(group)?;
+    }
 
     // The model that trains, and the teacher whose targets it learns.
     let need = Heads {
@@ -442,7 +520,38 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
         mlm: !recipe.losses.kd_mlm.weight.is_zero(),
         nsp: !recipe.losses.kd_nsp.weight.is_zero(),
     };
+    // Fresh weights (a random student, new heads) follow the recipe's seed.
+    tch::manual_seed(recipe.seed as i64);
+    // A target cache replaces the teacher in distillation; the teacher's weights still give
+    // the student its shape and (from-teacher) initial weights.
+    let cache_dir = match (recipe.job, recipe.teacher.as_ref()) {
+        (Job::Distill, Some(t)) => t.targets.as_ref().map(|c| c.dir.clone()),
+        _ => None,
+    };
+    let cache = match &cache_dir {
+        Some(dir) => Some(Arc::new(Cache::open(dir, &targets::key(recipe, &sets)?)?)),
+        None => None,
+    };
     let (model, teacher) = match recipe.job {
+        Job::Distill if cache.is_some() => {
+            let t = recipe.teacher.as_ref().expect("validated");
+            let teacher = bert::load(
+                &t.checkpoint,
+                &LoadOptions {
+                    device,
+                    ..Default::default()
+                },
+            )?;
+            let s = recipe.student.as_ref().expect("validated");
+            let base = teacher.config().clone();
+            let model = student::build(s, &base, Some(&teacher), device, &recipe.path)?;
+            if teacher.config().vocab_size != model.config().vocab_size {
+                return Err(Error::Invalid(
+                    "the student's vocabulary differs from the teacher's".into(),
+                ));
+            }
+            (model, None)
+        }
         Job::Distill => {
             let teacher = teacher_with_heads(recipe, need, device, opts)?;
             let s = recipe.student.as_ref().expect("validated");
@@ -545,6 +654,19 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
             t.vs.set_kind(kind);
         }
     }
+    if let Some(g) = group {
+        // Every rank starts from rank 0's weights.
+        let mut vars: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
+        vars.extend(
+            extra
+                .variables()
+                .into_iter()
+                .map(|(n, v)| (format!("extra.{n}"), v)),
+        );
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let vars: Vec<Tensor> = vars.into_iter().map(|(_, v)| v).collect();
+        g.broadcast_(&vars, 0)?;
+    }
     let prepared = Prepared {
         device,
         kind,
@@ -558,6 +680,7 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
         tok_dir,
         ckpt_root,
         existing,
+        cache,
     };
     train(recipe, opts, started, prepared)
 }
@@ -576,6 +699,32 @@ struct Prepared {
     tok_dir: PathBuf,
     ckpt_root: PathBuf,
     existing: Vec<PathBuf>,
+    /// The teacher-target cache, when the recipe trains from one.
+    cache: Option<Arc<Cache>>,
+}
+
+/// Where training batches come from: the live pipeline, or a target cache.
+enum Source {
+    Live(Loader),
+    Cache(CacheLoader),
+}
+
+impl Source {
+    fn next_batch(&mut self) -> Result<Batch> {
+        match self {
+            Source::Live(l) => l
+                .next_batch()
+                .ok_or_else(|| Error::Invalid("the training data cannot fill one batch".into())),
+            Source::Cache(c) => c.next_batch(),
+        }
+    }
+
+    fn cursor(&self) -> Cursor {
+        match self {
+            Source::Live(l) => l.cursor(),
+            Source::Cache(c) => c.cursor(),
+        }
+    }
 }
 
 fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> Result<RunSummary> {
@@ -592,10 +741,14 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
         tok_dir,
         ckpt_root,
         existing,
+        cache,
     } = p;
     let out = &recipe.output;
     let tr = &recipe.training;
     let total = tr.steps;
+    let group = &opts.group;
+    let main = is_main(group);
+    let (rank, world) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.world()));
     let mut named: Vec<(String, Tensor)> = model
         .vs
         .variables()
@@ -629,6 +782,13 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
                     last.display()
                 )));
             }
+            if state.world != world {
+                return Err(Error::Invalid(format!(
+                    "{}: the checkpoint was written by a run of {} process(es); resume it with the same number (this run has {world})",
+                    last.display(),
+                    state.world
+                )));
+            }
             start = state.step;
             cursor = state.cursor;
             scaler = state.scaler;
@@ -642,15 +802,36 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
     }
 
     let bs = tr.batch_size;
+    // Every rank draws the global batch (bs per rank) and keeps its slice.
     let lopts = data::loader_options(&recipe.data, &tokenizer, bs, recipe.seed);
-    let mut loader = Loader::new(
-        sets.train.corpus.clone(),
-        sets.train.docs.clone(),
-        lopts.clone(),
-        cursor,
-    );
-    let val_batches: Vec<Batch> = match &sets.validation {
-        Some(v) => {
+    let mut train_opts = lopts.clone();
+    train_opts.batch_size = bs * world;
+    train_opts.rank = rank;
+    train_opts.world = world;
+    let mut loader = match &cache {
+        Some(c) => Source::Cache(CacheLoader::new(
+            c.clone(),
+            rank,
+            world,
+            recipe.seed,
+            tokenizer.pad_id,
+            cursor,
+        )?),
+        None => Source::Live(Loader::new(
+            sets.train.corpus.clone(),
+            sets.train.docs.clone(),
+            train_opts,
+            cursor,
+        )),
+    };
+    let val_batches: Vec<Batch> = match (&sets.validation, &cache) {
+        (_, Some(c)) if main => (0..c.batches("validation"))
+            .map(|i| {
+                Ok(c.batch("validation", i, tokenizer.pad_id)?
+                    .to_device(device))
+            })
+            .collect::<Result<_>>()?,
+        (Some(v), None) if main => {
             let mut vo = lopts.clone();
             vo.shuffle = false;
             vo.seed = 1234;
@@ -660,12 +841,17 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
                 .map(|g| data::batch::collate(&g, tokenizer.pad_id).to_device(device))
                 .collect()
         }
-        None => Vec::new(),
+        _ => Vec::new(),
     };
 
+    // Rank 0 alone writes metrics, checkpoints and the progress bar.
     let metrics_path = out.join("metrics.csv");
-    let mut metrics = Metrics::open(&metrics_path, start)?;
-    let bar = if opts.quiet {
+    let mut metrics = if main {
+        Some(Metrics::open(&metrics_path, start)?)
+    } else {
+        None
+    };
+    let bar = if opts.quiet || !main {
         indicatif::ProgressBar::hidden()
     } else {
         indicatif::ProgressBar::new(total)
@@ -683,9 +869,12 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
     let mut last_val: Option<f64> = None;
     let val_row = |step: u64,
                    model: &Model,
-                   metrics: &mut Metrics,
+                   metrics: &mut Option<Metrics>,
                    epoch: u64|
      -> Result<Option<f64>> {
+        let Some(metrics) = metrics.as_mut() else {
+            return Ok(None);
+        };
         if val_batches.is_empty() {
             return Ok(None);
         }
@@ -740,21 +929,20 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
         tch::manual_seed(
             (recipe.seed as i64)
                 .wrapping_mul(1_000_003)
-                .wrapping_add(step as i64),
+                .wrapping_add(step as i64)
+                .wrapping_add((rank as i64).wrapping_mul(7_919_000_017)),
         );
         let mut sums = vec![0.0; plan.active.len()];
+        let (mut step_samples, mut step_tokens) = (0.0, 0.0);
         let scale = scaler.as_ref().map(|s| s.scale).unwrap_or(1.0);
         for _ in 0..accum {
-            let batch = loader
-                .next_batch()
-                .ok_or_else(|| Error::Invalid("the training data cannot fill one batch".into()))?
-                .to_device(device);
-            win_samples += batch.size() as u64;
-            win_tokens += batch
+            let batch = loader.next_batch()?.to_device(device);
+            step_samples += batch.size() as f64;
+            step_tokens += batch
                 .inputs
                 .attention_mask
                 .sum(Kind::Int64)
-                .int64_value(&[]) as u64;
+                .int64_value(&[]) as f64;
             let c = compute(
                 &plan,
                 &model,
@@ -764,21 +952,45 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
                 temp,
                 true,
             )?;
+            // Each component is a mean over its own count; weighing by count / global count
+            // makes the sum over ranks the global batch's mean (alone: weight 1).
+            let mut global = c.counts.clone();
+            if let Some(g) = group {
+                g.sum_f64(&mut global)?;
+            }
             let mut loss = Tensor::zeros([], (Kind::Float, device));
-            for (i, ((name, v), w)) in c.components.iter().zip(&weights).enumerate() {
-                let x = v.double_value(&[]);
-                if !x.is_finite() {
-                    bar.abandon();
-                    return Err(Error::Invalid(format!(
-                        "step {}: loss component {name} is {x}; stopped (the last good checkpoint is kept in {})",
-                        step + 1,
-                        ckpt_root.display()
-                    )));
+            for (i, ((_, v), w)) in c.components.iter().zip(&weights).enumerate() {
+                if c.counts[i] == 0.0 {
+                    // Nothing to average here (a mean over nothing is NaN): contribute zero,
+                    // yet keep the graph so the same gradients exist on every rank.
+                    loss += v.nan_to_num(0.0, None::<f64>, None::<f64>) * 0.0;
+                    continue;
                 }
-                sums[i] += x / accum as f64;
-                loss += v * *w;
+                let f = c.counts[i] / global[i];
+                sums[i] += v.double_value(&[]) * f / accum as f64;
+                loss += v * (*w * f);
             }
             (loss * (scale / accum as f64)).backward();
+        }
+        let mut agg = sums.clone();
+        agg.extend([step_samples, step_tokens]);
+        if let Some(g) = group {
+            g.sum_f64(&mut agg)?;
+            g.sum_tensors_(&optimizer.grad_list(), dist::BUCKET_BYTES)?;
+        }
+        let n = sums.len();
+        win_samples += agg[n] as u64;
+        win_tokens += agg[n + 1] as u64;
+        sums.copy_from_slice(&agg[..n]);
+        for ((name, _, _), x) in plan.active.iter().zip(&sums) {
+            if !x.is_finite() {
+                bar.abandon();
+                return Err(Error::Invalid(format!(
+                    "step {}: loss component {name} is {x}; stopped (the last good checkpoint is kept in {})",
+                    step + 1,
+                    ckpt_root.display()
+                )));
+            }
         }
         if scale != 1.0 {
             optimizer.scale_grads(1.0 / scale);
@@ -817,7 +1029,9 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
             for ((name, _, _), v) in plan.active.iter().zip(&sums) {
                 row.set(name, *v);
             }
-            metrics.write(&row)?;
+            if let Some(m) = metrics.as_mut() {
+                m.write(&row)?;
+            }
             window = Instant::now();
             win_samples = 0;
             win_tokens = 0;
@@ -836,12 +1050,13 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
         if tr.eval_every > 0 && done % tr.eval_every == 0 && done != total {
             last_val = val_row(done, &model, &mut metrics, loader.cursor().epoch)?.or(last_val);
         }
-        if (tr.checkpoint_every > 0 && done % tr.checkpoint_every == 0) || done == total {
+        if main && ((tr.checkpoint_every > 0 && done % tr.checkpoint_every == 0) || done == total) {
             let state = TrainerState {
                 step: done,
                 cursor: loader.cursor(),
                 scaler: scaler.clone(),
                 recipe: recipe.clone(),
+                world,
             };
             ckpt::save(
                 &ckpt_root,
@@ -859,9 +1074,22 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
         last_val = Some(v);
     }
     drop(metrics);
+    let final_dir = out.join("final");
+    let plot = out.join("loss.svg");
+    if !main {
+        return Ok(RunSummary {
+            output: out.clone(),
+            steps: total,
+            first_validation: None,
+            last_validation: None,
+            final_model: final_dir,
+            metrics: metrics_path,
+            plot,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
 
     // The final model as an HF folder (fp32), with the tokenizer.
-    let final_dir = out.join("final");
     let tmp = out.join(format!(".final.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     if kind != Kind::Float {
@@ -872,7 +1100,6 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
     let _ = std::fs::remove_dir_all(&final_dir);
     std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
 
-    let plot = out.join("loss.svg");
     metrics::plot(
         &metrics_path,
         &plot,
@@ -988,6 +1215,7 @@ pub fn bench_step(teacher_dir: &Path, setup: &StepBench) -> Result<StepResult> {
         masked_labels,
         nsp_labels: Tensor::randint(2, [batch], (Kind::Int64, Device::Cpu)),
         inputs,
+        targets: None,
     }
     .to_device(device);
     let mut seconds = Vec::new();

@@ -1,0 +1,91 @@
+//! The C interface of `csrc/c10d_bridge.cpp`. Every function that can fail returns null or
+//! -1 and sets `err` to a malloc'd message (free with `dst_free_string`).
+
+use std::ffi::{c_char, c_int, CStr, CString};
+
+use torch_sys::C_tensor;
+
+#[repr(C)]
+pub struct Store {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct Group {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct Work {
+    _private: [u8; 0],
+}
+
+extern "C" {
+    pub fn dst_free_string(s: *mut c_char);
+    pub fn dst_free_bytes(p: *mut u8);
+    pub fn dst_has_nccl() -> c_int;
+    pub fn dst_store_new(
+        host: *const c_char,
+        port: c_int,
+        is_server: c_int,
+        world: c_int,
+        timeout_ms: i64,
+        err: *mut *mut c_char,
+    ) -> *mut Store;
+    pub fn dst_store_free(s: *mut Store);
+    pub fn dst_store_add(
+        s: *mut Store,
+        key: *const c_char,
+        delta: i64,
+        value: *mut i64,
+        err: *mut *mut c_char,
+    ) -> c_int;
+    pub fn dst_store_set(
+        s: *mut Store,
+        key: *const c_char,
+        data: *const u8,
+        len: usize,
+        err: *mut *mut c_char,
+    ) -> c_int;
+    pub fn dst_store_get(
+        s: *mut Store,
+        key: *const c_char,
+        data: *mut *mut u8,
+        len: *mut usize,
+        err: *mut *mut c_char,
+    ) -> c_int;
+    pub fn dst_group_new(
+        s: *mut Store,
+        prefix: *const c_char,
+        backend: *const c_char,
+        rank: c_int,
+        world: c_int,
+        timeout_ms: i64,
+        err: *mut *mut c_char,
+    ) -> *mut Group;
+    pub fn dst_group_free(g: *mut Group);
+    pub fn dst_allreduce_start(g: *mut Group, t: *mut C_tensor, err: *mut *mut c_char)
+        -> *mut Work;
+    pub fn dst_broadcast_start(
+        g: *mut Group,
+        t: *mut C_tensor,
+        root: c_int,
+        err: *mut *mut c_char,
+    ) -> *mut Work;
+    pub fn dst_work_wait(w: *mut Work, err: *mut *mut c_char) -> c_int;
+}
+
+/// Takes ownership of a message set by the bridge.
+pub fn take_error(err: *mut c_char) -> String {
+    if err.is_null() {
+        return "unknown error".into();
+    }
+    // SAFETY: the bridge sets `err` to a NUL-terminated malloc'd string.
+    let s = unsafe { CStr::from_ptr(err) }
+        .to_string_lossy()
+        .into_owned();
+    unsafe { dst_free_string(err) };
+    s
+}
+
+pub fn cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).expect("no NUL left")
+}

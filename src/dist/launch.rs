@@ -1,0 +1,104 @@
+//! What a launcher tells a process about its place in a data-parallel run: the variables
+//! torchrun sets (and Slurm or Kubernetes launchers imitate). With `WORLD_SIZE` unset, or 1,
+//! the process runs alone.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub rank: usize,
+    pub world: usize,
+    pub local_rank: usize,
+    pub master_addr: String,
+    pub master_port: u16,
+    /// torchrun's agent already serves the store (TORCHELASTIC_USE_AGENT_STORE=True): every
+    /// rank connects as a client, under the key prefix `/worker/attempt_N`.
+    pub agent_store: Option<u32>,
+    pub timeout: Duration,
+}
+
+/// How long a collective or the rendezvous may wait for the other ranks.
+pub const DEFAULT_TIMEOUT_S: u64 = 600;
+
+impl Launch {
+    pub fn from_env() -> Result<Option<Launch>> {
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// As `from_env`, reading variables through `var` (tests pass a map).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Launch>> {
+        let Some(world) = var("WORLD_SIZE") else {
+            return Ok(None);
+        };
+        let num = |name: &str, v: String| -> Result<usize> {
+            v.trim().parse::<usize>().map_err(|_| {
+                Error::Distributed(format!("{name}={v:?} is not a non-negative integer"))
+            })
+        };
+        let world = num("WORLD_SIZE", world)?;
+        if world == 0 {
+            return Err(Error::Distributed("WORLD_SIZE=0: need at least 1".into()));
+        }
+        if world == 1 {
+            return Ok(None);
+        }
+        let need = |name: &str| {
+            var(name).ok_or_else(|| {
+                Error::Distributed(format!(
+                    "WORLD_SIZE={world} is set but {name} is not (launch with torchrun, or set RANK, LOCAL_RANK, MASTER_ADDR and MASTER_PORT)"
+                ))
+            })
+        };
+        let rank = num("RANK", need("RANK")?)?;
+        if rank >= world {
+            return Err(Error::Distributed(format!(
+                "RANK={rank} is not below WORLD_SIZE={world}"
+            )));
+        }
+        let local_rank = match var("LOCAL_RANK") {
+            Some(v) => num("LOCAL_RANK", v)?,
+            None => rank,
+        };
+        let master_addr = need("MASTER_ADDR")?;
+        let port = need("MASTER_PORT")?;
+        let master_port = port
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| Error::Distributed(format!("MASTER_PORT={port:?} is not a port")))?;
+        let agent_store = match var("TORCHELASTIC_USE_AGENT_STORE").as_deref() {
+            Some("True") | Some("true") | Some("1") => Some(
+                var("TORCHELASTIC_RESTART_COUNT")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            ),
+            _ => None,
+        };
+        let timeout = match var("DESTILA_DIST_TIMEOUT_S") {
+            Some(v) => Duration::from_secs_f64(
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| *s > 0.0)
+                    .ok_or_else(|| {
+                        Error::Distributed(format!(
+                            "DESTILA_DIST_TIMEOUT_S={v:?} is not a positive number of seconds"
+                        ))
+                    })?,
+            ),
+            None => Duration::from_secs(DEFAULT_TIMEOUT_S),
+        };
+        Ok(Some(Launch {
+            rank,
+            world,
+            local_rank,
+            master_addr,
+            master_port,
+            agent_store,
+            timeout,
+        }))
+    }
+}

@@ -1,0 +1,209 @@
+//! Data-parallel distillation over c10d's Gloo on loopback: two ranks with batch b follow
+//! one process with batch 2b, their checkpoints resume, and a killed rank is named by the
+//! survivor, which stops.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use destila::bert::{BertConfig, Heads};
+
+/// A tiny teacher without dropout (so that the two runs' students see the same function).
+fn teacher(dir: &Path) -> PathBuf {
+    let cfg = BertConfig {
+        num_hidden_layers: 2,
+        hidden_size: 32,
+        num_attention_heads: 4,
+        intermediate_size: 64,
+        max_position_embeddings: 64,
+        hidden_dropout_prob: 0.0,
+        attention_probs_dropout_prob: 0.0,
+        ..Default::default()
+    };
+    common::random_checkpoint(dir, &cfg, Heads::ALL, 3, true, true)
+}
+
+/// Every loss kind that averages over a different count: masked positions, sequences,
+/// tokens, query rows. A constant learning rate, so that runs of different lengths (and a
+/// resumed run made longer) follow one schedule.
+fn body(batch: usize, steps: usize) -> String {
+    format!(
+        "student: {{layers: 1, init: random}}\n\
+         losses: {{temperature: 2.0, kd_mlm: {{weight: 1.0}}, kd_nsp: {{weight: 1.0}}, mlm: {{weight: 0.5}}, \
+         nsp: {{weight: 0.5}}, hidden_cos: {{weight: 1.0}}, attention_kl: {{weight: 1.0}}}}\n\
+         optimizer: {{learning_rate: 0.003, warmup_steps: 1, schedule: constant}}\n\
+         training: {{steps: {steps}, batch_size: {batch}, eval_every: 0, eval_batches: 2, checkpoint_every: 3, log_every: 1}}\n"
+    )
+}
+
+fn torchrun() -> PathBuf {
+    let venv = common::root().join(".venv/bin/torchrun");
+    if venv.is_file() {
+        venv
+    } else {
+        PathBuf::from("torchrun")
+    }
+}
+
+fn train_losses(metrics: &Path) -> Vec<(u64, f64)> {
+    let mut r = csv::Reader::from_path(metrics).unwrap();
+    let h = r.headers().unwrap().clone();
+    let col = |n: &str| h.iter().position(|x| x == n).unwrap();
+    let (split, step, loss) = (col("split"), col("step"), col("loss"));
+    r.records()
+        .map(|x| x.unwrap())
+        .filter(|x| &x[split] == "train")
+        .map(|x| (x[step].parse().unwrap(), x[loss].parse().unwrap()))
+        .collect()
+}
+
+fn assert_same(a: &[(u64, f64)], b: &[(u64, f64)], tol: f64) {
+    assert_eq!(a.len(), b.len(), "{a:?}\n{b:?}");
+    for ((sa, la), (sb, lb)) in a.iter().zip(b) {
+        assert_eq!(sa, sb);
+        assert!(
+            (la - lb).abs() < tol,
+            "step {sa}: {la} vs {lb}\n{a:?}\n{b:?}"
+        );
+    }
+}
+
+fn run_torchrun(recipe: &Path, extra: &[&str]) {
+    let out = Command::new(torchrun())
+        .args(["--standalone", "--nproc-per-node", "2", "--no-python"])
+        .arg(env!("CARGO_BIN_EXE_destila"))
+        .args(["distill", recipe.to_str().unwrap(), "--quiet"])
+        .args(extra)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "torchrun: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn two_ranks_with_batch_b_follow_one_process_with_batch_2b_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let t = teacher(&dir.join("teacher"));
+    let r = common::recipe(dir, &t, &body(4, 6));
+    let path = dir.join("recipe.yaml");
+
+    // One process, batch 8, 9 steps: the reference.
+    let single = dir.join("single");
+    let ok = common::destila()
+        .args(["distill", path.to_str().unwrap(), "--quiet", "--set"])
+        .arg(format!("output={}", single.display()))
+        .args([
+            "--set",
+            "training.batch_size=8",
+            "--set",
+            "training.steps=9",
+        ])
+        .env("OMP_NUM_THREADS", "1")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let reference = train_losses(&single.join("metrics.csv"));
+
+    // Two ranks of batch 4 under torchrun, 6 steps; then resumed from their checkpoint to 9.
+    run_torchrun(&path, &[]);
+    let two = train_losses(&r.output.join("metrics.csv"));
+    assert_same(&reference[..6], &two, 1e-5);
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(r.output.join("checkpoints/step-000006/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["world"], 2);
+    run_torchrun(&path, &["--resume", "--set", "training.steps=9"]);
+    let resumed = train_losses(&r.output.join("metrics.csv"));
+    assert_same(&reference, &resumed, 1e-5);
+
+    // A different number of processes is refused by name.
+    let out = common::destila()
+        .args(["distill", path.to_str().unwrap(), "--quiet", "--resume"])
+        .args(["--set", "training.steps=12"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("2 process(es)") && e.contains("this run has 1"),
+        "{e}"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_rank(recipe: &Path, rank: usize, port: u16) -> Child {
+    common::destila()
+        .args(["distill", recipe.to_str().unwrap(), "--quiet"])
+        .env("WORLD_SIZE", "2")
+        .env("RANK", rank.to_string())
+        .env("LOCAL_RANK", rank.to_string())
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", port.to_string())
+        .env("DESTILA_DIST_TIMEOUT_S", "60")
+        .env("OMP_NUM_THREADS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Kills `victim` once rank 0 has written a checkpoint; the survivor must exit non-zero,
+/// soon, naming the lost rank; the checkpoint stays loadable.
+fn kill_one(victim: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = teacher(&dir.path().join("teacher"));
+    let r = common::recipe(dir.path(), &t, &body(4, 100_000));
+    let path = dir.path().join("recipe.yaml");
+    let port = free_port();
+    let mut ranks = vec![spawn_rank(&path, 0, port), spawn_rank(&path, 1, port)];
+    let ckpt = r.output.join("checkpoints/step-000003/state.json");
+    let t0 = Instant::now();
+    while !ckpt.is_file() {
+        assert!(t0.elapsed().as_secs() < 120, "no checkpoint appeared");
+        for c in &mut ranks {
+            assert!(c.try_wait().unwrap().is_none(), "a rank ended early");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill")
+        .args(["-9", &ranks[victim].id().to_string()])
+        .status()
+        .unwrap();
+    ranks[victim].wait().unwrap();
+    let survivor = ranks.remove(1 - victim);
+    let t1 = Instant::now();
+    let out = survivor.wait_with_output().unwrap();
+    let took = t1.elapsed();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the survivor must fail: {e}");
+    assert!(took < Duration::from_secs(30), "took {took:?}: {e}");
+    assert!(e.contains(&format!("lost rank {victim}")), "{e}");
+    let kept = destila::distill::checkpoint::list(&r.output.join("checkpoints")).unwrap();
+    destila::bert::load(kept.last().unwrap(), &Default::default()).unwrap();
+}
+
+#[test]
+fn a_killed_rank_1_stops_rank_0_with_its_name() {
+    kill_one(1);
+}
+
+#[test]
+fn a_killed_rank_0_stops_rank_1_with_its_name() {
+    kill_one(0);
+}
