@@ -86,6 +86,20 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Runs the teacher once over a recipe's data and stores its targets (top-k MLM logits,
+    /// NSP logits, optionally pooled embeddings) for `distill` to read via teacher.targets.
+    Targets {
+        recipe: PathBuf,
+        /// The cache folder (default: the recipe's teacher.targets.dir).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override a recipe field (repeatable), e.g. --set teacher.targets.top_k=8.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Recipes.
     Recipe {
         #[command(subcommand)]
@@ -552,6 +566,56 @@ fn run(cli: Cli) -> Result<()> {
             println!("model    {}", s.final_model.display());
             println!("metrics  {}", s.metrics.display());
             println!("plot     {}", s.plot.display());
+            println!("time     {:.0} s", s.seconds);
+        }
+        Command::Targets {
+            recipe,
+            out,
+            set,
+            quiet,
+        } => {
+            let recipe = Recipe::from_file_with(&recipe, &set)?;
+            let out = match out.or_else(|| {
+                recipe
+                    .teacher
+                    .as_ref()
+                    .and_then(|t| t.targets.as_ref())
+                    .map(|t| t.dir.clone())
+            }) {
+                Some(o) => o,
+                None => {
+                    return Err(destila::Error::config(
+                        &recipe.path,
+                        "teacher.targets.dir",
+                        "not set: give --out DIR or set teacher.targets.dir",
+                    )
+                    .into())
+                }
+            };
+            let group = destila::distill::trainer::join(&recipe)?;
+            let main = group.as_ref().is_none_or(|g| g.is_main());
+            let opts = destila::distill::trainer::RunOptions {
+                quiet,
+                group,
+                ..Default::default()
+            };
+            let s = destila::distill::targets::write(&recipe, &out, &opts)?;
+            if !main {
+                return Ok(());
+            }
+            println!("targets  {} (top {} MLM logits)", s.dir.display(), s.top_k);
+            for (name, x) in &s.splits {
+                println!(
+                    "{name:<10} {} batches, {} examples, {} tokens, {} masked; {:.1} MB, {:.2} bytes/token ({:.2} of them top-k)",
+                    x.batches,
+                    x.examples,
+                    x.tokens,
+                    x.masked,
+                    x.bytes as f64 / 1e6,
+                    x.bytes_per_token(),
+                    x.topk_bytes_per_token()
+                );
+            }
             println!("time     {:.0} s", s.seconds);
         }
         Command::Recipe {

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use tch::{Device, Kind, Tensor};
 
-use super::recipe::{Recipe, TargetsSection};
+use super::recipe::{HeadPolicy, Recipe, TargetsSection};
 use super::trainer::RunOptions;
 use crate::bert::{ForwardOptions, Heads, MlmPositions, Model};
 use crate::data::{self, Batch, Cursor, Datasets, Masked, Targets};
@@ -117,7 +117,7 @@ pub fn key(recipe: &Recipe, sets: &Datasets) -> Result<Key> {
     let spec = serde_json::json!({
         "train": sets.train.corpus.manifest.fingerprint,
         "validation": sets.validation.as_ref().map(|v| v.corpus.manifest.fingerprint.clone()),
-        "data": data,
+        "data": &data,
         "seed": recipe.seed,
         "batch_size": recipe.training.batch_size,
         "eval_batches": recipe.training.eval_batches,
@@ -125,8 +125,12 @@ pub fn key(recipe: &Recipe, sets: &Datasets) -> Result<Key> {
     let digest = sha2::Sha256::digest(spec.to_string().as_bytes());
     Ok(Key {
         teacher_sha256: weights_digest(&t.checkpoint)?,
-        teacher_heads: serde_json::json!({"policy": t.heads, "fit": t.fit, "seed": recipe.seed})
-            .to_string(),
+        teacher_heads: match t.heads {
+            HeadPolicy::Fit => {
+                serde_json::json!({"fit": t.fit, "seed": recipe.seed, "data": data}).to_string()
+            }
+            HeadPolicy::Fail => "the checkpoint's own".into(),
+        },
         tokenizer: sets.train.corpus.manifest.tokenizer_fingerprint.clone(),
         data: digest.iter().map(|b| format!("{b:02x}")).collect(),
     })
@@ -158,7 +162,7 @@ fn half_bytes(t: &Tensor) -> Vec<u8> {
     let t = t.to_kind(Kind::Half).contiguous().to_device(Device::Cpu);
     let n = t.numel();
     let mut out = vec![0u8; n * 2];
-    t.copy_data_u8(&mut out, n * 2);
+    t.copy_data_u8(&mut out, n);
     out
 }
 
@@ -534,12 +538,15 @@ mod erased {
     }
 }
 
+/// A split's shard maps and, per global batch number, (shard, batch within it).
+type SplitMaps = (Vec<Mmap>, Vec<(usize, usize)>);
+
 /// An opened cache.
 pub struct Cache {
     pub dir: PathBuf,
     pub manifest: Manifest,
     /// Per split: the shard maps and, per global batch number, (shard, batch within it).
-    splits: BTreeMap<String, (Vec<Mmap>, Vec<(usize, usize)>)>,
+    splits: BTreeMap<String, SplitMaps>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

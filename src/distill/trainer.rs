@@ -705,7 +705,7 @@ struct Prepared {
 
 /// Where training batches come from: the live pipeline, or a target cache.
 enum Source {
-    Live(Loader),
+    Live(Box<Loader>),
     Cache(CacheLoader),
 }
 
@@ -817,12 +817,12 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
             tokenizer.pad_id,
             cursor,
         )?),
-        None => Source::Live(Loader::new(
+        None => Source::Live(Box::new(Loader::new(
             sets.train.corpus.clone(),
             sets.train.docs.clone(),
             train_opts,
             cursor,
-        )),
+        ))),
     };
     let val_batches: Vec<Batch> = match (&sets.validation, &cache) {
         (_, Some(c)) if main => (0..c.batches("validation"))

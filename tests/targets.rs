@@ -1,0 +1,304 @@
+//! The teacher-target cache: written by `destila targets`, read back equal to the live
+//! teacher (within fp16), refused when made for another teacher or data, and a distillation
+//! from a full-vocabulary cache follows the one with the live teacher.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use destila::bert::{self, BertConfig, ForwardOptions, Heads, MlmPositions};
+use destila::data::{self, Cursor, Loader};
+use destila::distill::recipe::Recipe;
+use destila::distill::targets::{self, Cache};
+use tch::{Kind, Tensor};
+
+fn teacher(dir: &Path, seed: i64) -> PathBuf {
+    let cfg = BertConfig {
+        num_hidden_layers: 2,
+        hidden_size: 32,
+        num_attention_heads: 4,
+        intermediate_size: 64,
+        max_position_embeddings: 64,
+        ..Default::default()
+    };
+    common::random_checkpoint(dir, &cfg, Heads::ALL, seed, true, true)
+}
+
+/// A recipe over a short stretch of Persuasion (an epoch of a few batches), with a cache.
+fn recipe(dir: &Path, teacher: &Path, cache: &str, losses: &str) -> PathBuf {
+    let text =
+        std::fs::read_to_string(common::root().join("data/austen/validation/persuasion.txt"))
+            .unwrap();
+    let paras: Vec<&str> = text.split("\n\n").filter(|p| p.trim().len() > 40).collect();
+    let (train, val) = (dir.join("train.txt"), dir.join("val.txt"));
+    std::fs::write(&train, paras[..24].join("\n\n")).unwrap();
+    std::fs::write(&val, paras[300..330].join("\n\n")).unwrap();
+    let yaml = format!(
+        "seed: 1\noutput: {out}\ndevice: cpu\nteacher: {{checkpoint: {t}{cache}}}\n\
+         data: {{train: [{train}], validation: [{val}], max_seq_len: 32, cache_dir: {shards}}}\n\
+         student: {{layers: 1, init: from-teacher, teacher_layers: [1]}}\n\
+         losses: {{temperature: 2.0, {losses}}}\n\
+         optimizer: {{learning_rate: 0.003, warmup_steps: 1}}\n\
+         training: {{steps: 6, batch_size: 4, eval_every: 0, eval_batches: 2, checkpoint_every: 0, log_every: 1}}\n",
+        out = dir.join("run").display(),
+        t = teacher.display(),
+        train = train.display(),
+        val = val.display(),
+        shards = dir.join("shards").display(),
+    );
+    let path = dir.join("recipe.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn targets_cli(recipe: &Path, extra: &[&str]) -> std::process::Output {
+    common::destila()
+        .args(["targets", recipe.to_str().unwrap(), "--quiet"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+const KD: &str =
+    "kd_mlm: {weight: 1.0}, kd_nsp: {weight: 1.0}, mlm: {weight: 0.5}, nsp: {weight: 0.5}";
+
+#[test]
+fn a_cache_holds_the_teachers_top_k_and_nsp_logits_and_pooled_embeddings() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = teacher(&dir.path().join("teacher"), 3);
+    let cache = dir.path().join("cache");
+    let cache_yaml = format!(
+        ", targets: {{dir: {}, top_k: 5, pooled: true}}",
+        cache.display()
+    );
+    let path = recipe(dir.path(), &t, &cache_yaml, KD);
+    let out = targets_cli(&path, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("bytes/token"), "{stdout}");
+
+    let r = Recipe::from_file(&path).unwrap();
+    let tok = r.tokenizer().unwrap();
+    let sets = data::prepare(&r.data, &tok).unwrap();
+    let c = Cache::open(&cache, &targets::key(&r, &sets).unwrap()).unwrap();
+    let m = &c.manifest;
+    assert_eq!((m.top_k, m.pooled, m.id_dtype.as_str()), (5, true, "int16"));
+    assert_eq!(c.batches("validation"), 2);
+
+    // Batch for batch, the cache equals the live pipeline and the live teacher.
+    let model = bert::load(&t, &Default::default()).unwrap();
+    let lo = data::loader_options(&r.data, &tok, 4, r.seed);
+    let mut live = Loader::new(
+        sets.train.corpus.clone(),
+        sets.train.docs.clone(),
+        lo,
+        Cursor::default(),
+    );
+    let mut n = 0;
+    let (mut masked, mut tokens) = (0i64, 0i64);
+    while let Some(b) = live.next_batch() {
+        let s = c.batch("train", n, tok.pad_id).unwrap();
+        assert_eq!(s.inputs.input_ids, b.inputs.input_ids, "batch {n}");
+        assert_eq!(s.inputs.token_type_ids, b.inputs.token_type_ids);
+        assert_eq!(s.labels, b.labels);
+        assert_eq!(s.masked_positions, b.masked_positions);
+        assert_eq!(s.nsp_labels, b.nsp_labels);
+        masked += b.masked_positions.size()[0];
+        tokens += b.inputs.attention_mask.sum(Kind::Int64).int64_value(&[]);
+        let o = model
+            .forward(
+                &b.inputs,
+                &ForwardOptions {
+                    mlm: MlmPositions::Flat(b.masked_positions.shallow_clone()),
+                    nsp: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let logits = o.mlm_logits.unwrap();
+        let (v, i) = logits.topk(5, -1, true, true);
+        let tg = s.targets.as_ref().unwrap();
+        assert_eq!(tg.topk_ids, i, "batch {n}");
+        // fp16 keeps 11 significant bits.
+        let rel =
+            |a: &Tensor, b: &Tensor| ((a - b).abs() / (b.abs() + 1e-3)).max().double_value(&[]);
+        assert!(rel(&tg.topk_logits, &v) < 1e-3);
+        assert!(rel(&tg.nsp_logits, &o.nsp_logits.unwrap()) < 1e-3);
+        let h = o.hidden_states.last().unwrap();
+        let mask = b.inputs.attention_mask.to_kind(Kind::Float).unsqueeze(-1);
+        let pooled = (h * &mask).sum_dim_intlist(1, false, Kind::Float)
+            / mask.sum_dim_intlist(1, false, Kind::Float);
+        assert!(rel(tg.pooled.as_ref().unwrap(), &pooled) < 2e-3);
+        n += 1;
+        if live.cursor().epoch > 0 || n == c.batches("train") {
+            break;
+        }
+    }
+    assert_eq!(n, c.batches("train"));
+    let train = &m.splits["train"];
+    assert_eq!((train.masked as i64, train.tokens as i64), (masked, tokens));
+    // Top-k storage: k ids (int16) and k fp16 logits per masked token.
+    assert_eq!(train.topk_bytes, train.masked * 5 * 4);
+}
+
+#[test]
+fn a_cache_made_for_another_teacher_or_data_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = teacher(&dir.path().join("teacher"), 3);
+    let cache = dir.path().join("cache");
+    let cache_yaml = format!(", targets: {{dir: {}, top_k: 4}}", cache.display());
+    let path = recipe(dir.path(), &t, &cache_yaml, KD);
+    assert!(targets_cli(&path, &[]).status.success());
+    let distill = |extra: &[&str]| {
+        let out = common::destila()
+            .args(["distill", path.to_str().unwrap(), "--quiet", "--force"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, e) = distill(&[]);
+    assert!(ok, "{e}");
+    let (ok, e) = distill(&["--set", "seed=2"]);
+    assert!(
+        !ok && e.contains("manifest.json") && e.contains("another data"),
+        "{e}"
+    );
+    let other = teacher(&dir.path().join("other"), 4);
+    let (ok, e) = distill(&["--set", &format!("teacher.checkpoint={}", other.display())]);
+    assert!(!ok && e.contains("another teacher weights"), "{e}");
+    let (ok, e) = distill(&["--set", "losses.hidden_cos.weight=1"]);
+    assert!(
+        !ok && e.contains("teacher.targets") && e.contains("losses.hidden_cos"),
+        "{e}"
+    );
+    let (ok, e) = distill(&[
+        "--set",
+        &format!("teacher.targets.dir={}", dir.path().join("none").display()),
+    ]);
+    assert!(!ok && e.contains("no target cache here"), "{e}");
+}
+
+fn train_losses(metrics: &Path) -> Vec<f64> {
+    let mut r = csv::Reader::from_path(metrics).unwrap();
+    let h = r.headers().unwrap().clone();
+    let (split, loss) = (
+        h.iter().position(|x| x == "split").unwrap(),
+        h.iter().position(|x| x == "loss").unwrap(),
+    );
+    r.records()
+        .map(|x| x.unwrap())
+        .filter(|x| &x[split] == "train")
+        .map(|x| x[loss].parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn distilling_from_a_full_vocabulary_cache_follows_the_live_teacher() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = teacher(&dir.path().join("teacher"), 3);
+    let cache = dir.path().join("cache");
+    let cache_yaml = format!(", targets: {{dir: {}, top_k: 100000}}", cache.display());
+    let path = recipe(dir.path(), &t, &cache_yaml, KD);
+    let out = targets_cli(&path, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_cache = common::destila()
+        .args(["distill", path.to_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        from_cache.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_cache.stderr)
+    );
+    // The same recipe without the cache runs the teacher live.
+    let live_yaml = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&cache_yaml, "");
+    let live_path = dir.path().join("live.yaml");
+    std::fs::write(&live_path, live_yaml.replace("/run", "/live")).unwrap();
+    let live = common::destila()
+        .args(["distill", live_path.to_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        live.status.success(),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+    let (a, b) = (
+        train_losses(&dir.path().join("run/metrics.csv")),
+        train_losses(&dir.path().join("live/metrics.csv")),
+    );
+    assert_eq!(a.len(), 6);
+    eprintln!("cache {a:?}\nlive  {b:?}");
+    for (x, y) in a.iter().zip(&b) {
+        // The cache stores logits in fp16 (relative error 2^-11 on each logit); on these
+        // small logits the losses agree far closer than that.
+        assert!((x - y).abs() < 1e-5 * y.abs(), "{a:?}\n{b:?}");
+    }
+}
+
+#[test]
+fn two_ranks_under_torchrun_write_the_same_cache_as_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = teacher(&dir.path().join("teacher"), 3);
+    let one = dir.path().join("one");
+    let cache_yaml = format!(", targets: {{dir: {}, top_k: 6}}", one.display());
+    let path = recipe(dir.path(), &t, &cache_yaml, KD);
+    assert!(targets_cli(&path, &[]).status.success());
+    let two = dir.path().join("two");
+    let torchrun = common::root().join(".venv/bin/torchrun");
+    let out = std::process::Command::new(&torchrun)
+        .args(["--standalone", "--nproc-per-node", "2", "--no-python"])
+        .arg(env!("CARGO_BIN_EXE_destila"))
+        .args(["targets", path.to_str().unwrap(), "--quiet", "--out"])
+        .arg(&two)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = Recipe::from_file(&path).unwrap();
+    let tok = r.tokenizer().unwrap();
+    let sets = data::prepare(&r.data, &tok).unwrap();
+    let key = targets::key(&r, &sets).unwrap();
+    let (a, b) = (
+        Cache::open(&one, &key).unwrap(),
+        Cache::open(&two, &key).unwrap(),
+    );
+    let files = std::fs::read_dir(&two)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    assert!(files.iter().any(|f| f.contains("-r1-")), "{files:?}");
+    for split in ["train", "validation"] {
+        assert_eq!(a.batches(split), b.batches(split));
+        for i in 0..a.batches(split) {
+            let (x, y) = (
+                a.batch(split, i, tok.pad_id).unwrap(),
+                b.batch(split, i, tok.pad_id).unwrap(),
+            );
+            assert_eq!(x.inputs.input_ids, y.inputs.input_ids);
+            let (tx, ty) = (x.targets.unwrap(), y.targets.unwrap());
+            assert_eq!(tx.topk_ids, ty.topk_ids);
+            assert_eq!(tx.topk_logits, ty.topk_logits);
+            assert_eq!(tx.nsp_logits, ty.nsp_logits);
+        }
+    }
+}
