@@ -3,7 +3,7 @@
 # that drift in the machine's speed hits both sides alike. Figures are medians over rounds;
 # the reports go to target/bench/*.md (copy them into BENCHMARKS.md).
 #   THREADS (default: nproc), ROUNDS (3), ITERS (5), DEVICE (cpu),
-#   ONLY (forward | step | data: run one part), BIG_MB (500: the generated corpus for peak memory)
+#   ONLY (forward | step | data | dp | targets: run one part), BIG_MB (500: the generated corpus for peak memory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -141,3 +141,30 @@ print(f"| generated corpus, {big_bytes/1e6:,.0f} MB, cache built ({big_s:.0f} s)
 print(f"| the same, cache reused | {reuse:,.0f} MiB |")
 PYEOF
 fi
+
+if [ -z "$ONLY" ] || [ "$ONLY" = dp ]; then
+  scripts/bench_dp.sh
+fi
+
+if [ -z "$ONLY" ] || [ "$ONLY" = targets ]; then
+  # Top-k teacher targets against the full vocabulary, on held-out Persuasion, with the
+  # demo's fitted teacher heads and trained student (run `make demo` first).
+  if [ -f runs/demo/teacher-heads/model.safetensors ] && [ -f runs/demo/final/model.safetensors ]; then
+    for T in 1 2; do
+      $BIN --threads "$THREADS" bench topk runs/demo/teacher-heads runs/demo/final \
+        --data data/austen/validation --batches 8 --temperature $T --k 8,32,128,1024
+    done > $OUT/topk.jsonl
+    $PY - $OUT/topk.jsonl <<'PYEOF' | tee $OUT/topk.md
+import json, sys
+print("| k | bytes/token (top-k) | T | teacher mass in top k | KD full | KD top-k | difference |")
+print("|---:|---:|---:|---:|---:|---:|---:|")
+rows = [json.loads(l) for l in open(sys.argv[1])]
+temps = [1, 1, 1, 1, 2, 2, 2, 2]
+for r, t in zip(rows, temps):
+    print(f"| {r['k']} | {r['bytes_per_token']:.1f} | {t} | {r['mass']:.3f} | {r['kd_full']:.4f} | {r['kd_topk']:.4f} | {r['difference']:+.4f} |")
+PYEOF
+  else
+    echo "bench targets: no runs/demo (run make demo first)" >&2
+  fi
+fi
+

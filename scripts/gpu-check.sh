@@ -79,3 +79,16 @@ rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["split"] == "train" an
 print(f"demo on CUDA: median {statistics.median(float(r['samples_per_s']) for r in rows[1:]):,.1f} samples/s over {len(rows)} logged steps")
 PYEOF
 echo "gpu-check: ok"
+
+echo "== data parallel: a 1-GPU NCCL process group (torchrun, one process), demo recipe, 30 steps"
+python3 -m torch.distributed.run --standalone --nproc-per-node 1 --no-python \
+  "$BIN" distill recipes/demo.yaml --quiet --force --set device=cuda --set precision=bf16 \
+  --set training.steps=30 --set training.eval_every=0 --set training.log_every=5 \
+  --set "teacher.checkpoint=$MODEL" --set "output=$OUT/nccl" | tee "$OUT/nccl.txt"
+python3 - "$OUT/nccl/metrics.csv" <<'PYEOF'
+import csv, statistics, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["split"] == "train" and r.get("step_s")]
+step = statistics.median(float(r["step_s"]) for r in rows[1:] or rows)
+comm = statistics.median(float(r["allreduce_s"]) for r in rows[1:] or rows)
+print(f"NCCL, 1 rank: step {step*1e3:.1f} ms, of which all-reduce {comm*1e3:.2f} ms")
+PYEOF

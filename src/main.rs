@@ -270,6 +270,27 @@ enum BenchCommand {
         #[arg(long, default_value = "f32")]
         dtype: String,
     },
+    /// Top-k teacher targets against the full vocabulary on held-out text: storage per
+    /// token and the KD loss of a student with each; prints JSON lines.
+    Topk {
+        /// Teacher checkpoint with an MLM head.
+        teacher: PathBuf,
+        /// Student checkpoint with an MLM head.
+        student: PathBuf,
+        /// Held-out text (file, folder or glob).
+        #[arg(long)]
+        data: String,
+        #[arg(long, value_delimiter = ',', default_value = "8,32,128")]
+        k: Vec<usize>,
+        #[arg(long, default_value_t = 16)]
+        batches: usize,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 128)]
+        seq_len: usize,
+        #[arg(long, default_value_t = 2.0)]
+        temperature: f64,
+    },
     /// Tokenisation MB/s into a fresh shard cache, then batches/s from it; prints JSON.
     Data {
         recipe: PathBuf,
@@ -755,6 +776,36 @@ fn run(cli: Cli) -> Result<()> {
                 };
                 let r = destila::distill::trainer::bench_step(&teacher, &setup)?;
                 println!("{}", serde_json::to_string(&r)?);
+            }
+            BenchCommand::Topk {
+                teacher,
+                student,
+                data,
+                k,
+                batches,
+                batch,
+                seq_len,
+                temperature,
+            } => {
+                let tokenizer = destila::tokenize::BertTokenizer::from_dir(&teacher)?;
+                let yaml = serde_json::json!({"train": [data], "max_seq_len": seq_len});
+                let cfg: destila::data::DataConfig = serde_json::from_value(yaml)
+                    .map_err(|e| destila::Error::Invalid(format!("--data: {e}")))?;
+                let sets = destila::data::prepare(&cfg, &tokenizer)?;
+                let mut lo = destila::data::loader_options(&cfg, &tokenizer, batch, 1234);
+                lo.shuffle = false;
+                let mut l = destila::data::Loader::new(
+                    sets.train.corpus.clone(),
+                    sets.train.docs.clone(),
+                    lo,
+                    Default::default(),
+                );
+                let held: Vec<_> = (0..batches).map_while(|_| l.next_batch()).collect();
+                let t = destila::bert::load(&teacher, &Default::default())?;
+                let s = destila::bert::load(&student, &Default::default())?;
+                for row in destila::distill::targets::topk_gap(&t, &s, &held, &k, temperature)? {
+                    println!("{}", serde_json::to_string(&row)?);
+                }
             }
             BenchCommand::Data { recipe, batches } => {
                 let recipe = Recipe::from_file(&recipe)?;

@@ -105,3 +105,27 @@ fn losses_have_gradients_for_the_student() {
     loss.backward();
     assert!(s.grad().abs().sum(tch::Kind::Float).double_value(&[]) > 0.0);
 }
+
+#[test]
+fn kd_topk_compares_distributions_conditioned_on_the_teachers_top_k() {
+    // T = 2, student logits [1, 0, 1] in both rows.
+    // Row 1: teacher ids [2, 0] logits [2, 1] → p = softmax([1, 0.5]) = [0.62246, 0.37754];
+    //   student at ids 2, 0: [1, 1] → q = [1/2, 1/2]; KL = 0.030299.
+    // Row 2: ids [1, 2] logits [0, 3] → p = softmax([0, 1.5]) = [0.18243, 0.81757];
+    //   student at 1, 2: [0, 1] → q = softmax([0, 0.5]) = [0.37754, 0.62246]; KL = 0.090239.
+    // T² × mean = 4 × (0.030299 + 0.090239) / 2 = 0.2410761 (to 7 places).
+    let ids = Tensor::from_slice(&[2i64, 0, 1, 2]).view([2, 2]);
+    let logits = t(&[2.0, 1.0, 0.0, 3.0], &[2, 2]);
+    let student = t(&[1.0, 0.0, 1.0, 1.0, 0.0, 1.0], &[2, 3]);
+    close(
+        &kd_topk(&ids, &logits, &student, 2.0),
+        0.241_076_088_743_527,
+    );
+    // With every class, it is plain KD.
+    let teacher = t(&[0.3, -1.0, 2.0, 0.5, 0.0, -0.5], &[2, 3]);
+    let (v, i) = teacher.topk(3, -1, true, true);
+    close(
+        &kd_topk(&i, &v, &student, 1.5),
+        kd(&teacher, &student, 1.5).double_value(&[]),
+    );
+}

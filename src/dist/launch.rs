@@ -1,6 +1,7 @@
 //! What a launcher tells a process about its place in a data-parallel run: the variables
-//! torchrun sets (and Slurm or Kubernetes launchers imitate). With `WORLD_SIZE` unset, or 1,
-//! the process runs alone.
+//! torchrun sets (and Slurm or Kubernetes launchers imitate). With `WORLD_SIZE` unset the
+//! process runs alone; `WORLD_SIZE=1` (torchrun with one process) forms a group of one, so
+//! that a single GPU still goes through NCCL.
 
 use std::time::Duration;
 
@@ -40,9 +41,6 @@ impl Launch {
         let world = num("WORLD_SIZE", world)?;
         if world == 0 {
             return Err(Error::Distributed("WORLD_SIZE=0: need at least 1".into()));
-        }
-        if world == 1 {
-            return Ok(None);
         }
         let need = |name: &str| {
             var(name).ok_or_else(|| {
@@ -100,5 +98,69 @@ impl Launch {
             agent_store,
             timeout,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Option<Launch>> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Launch::from_vars(|k| m.get(k).cloned())
+    }
+
+    const FULL: [(&str, &str); 5] = [
+        ("WORLD_SIZE", "4"),
+        ("RANK", "3"),
+        ("LOCAL_RANK", "1"),
+        ("MASTER_ADDR", "10.0.0.1"),
+        ("MASTER_PORT", "29500"),
+    ];
+
+    #[test]
+    fn reads_torchruns_variables() {
+        assert_eq!(from(&[]).unwrap(), None);
+        let l = from(&FULL).unwrap().unwrap();
+        assert_eq!((l.rank, l.world, l.local_rank), (3, 4, 1));
+        assert_eq!((l.master_addr.as_str(), l.master_port), ("10.0.0.1", 29500));
+        assert_eq!(l.agent_store, None);
+        assert_eq!(l.timeout, Duration::from_secs(DEFAULT_TIMEOUT_S));
+        let mut v = FULL.to_vec();
+        v.extend([
+            ("TORCHELASTIC_USE_AGENT_STORE", "True"),
+            ("TORCHELASTIC_RESTART_COUNT", "2"),
+            ("DESTILA_DIST_TIMEOUT_S", "7.5"),
+        ]);
+        let l = from(&v).unwrap().unwrap();
+        assert_eq!(l.agent_store, Some(2));
+        assert_eq!(l.timeout, Duration::from_millis(7500));
+    }
+
+    #[test]
+    fn bad_variables_are_named() {
+        for (drop, name) in [
+            ("RANK", "RANK"),
+            ("MASTER_ADDR", "MASTER_ADDR"),
+            ("MASTER_PORT", "MASTER_PORT"),
+        ] {
+            let v: Vec<_> = FULL.iter().copied().filter(|(k, _)| *k != drop).collect();
+            let e = from(&v).unwrap_err().to_string();
+            assert!(e.contains(name) && e.contains("WORLD_SIZE=4"), "{e}");
+        }
+        let with = |k: &str, val: &str| {
+            let mut v: Vec<_> = FULL.iter().copied().filter(|(x, _)| *x != k).collect();
+            v.push((k, val));
+            from(&v).unwrap_err().to_string()
+        };
+        assert!(with("RANK", "4").contains("RANK=4 is not below WORLD_SIZE=4"));
+        assert!(with("RANK", "x").contains("RANK=\"x\""));
+        assert!(with("MASTER_PORT", "0").contains("MASTER_PORT"));
+        assert!(with("WORLD_SIZE", "0").contains("WORLD_SIZE=0"));
+        assert!(with("DESTILA_DIST_TIMEOUT_S", "-1").contains("DESTILA_DIST_TIMEOUT_S"));
     }
 }

@@ -17,9 +17,10 @@ pub fn kd(teacher: &Tensor, student: &Tensor, temperature: f64) -> Tensor {
     kl.mean(Kind::Float) * (temperature * temperature)
 }
 
-/// `kd` with the teacher known only by its top k classes per row: the teacher's
-/// distribution is the softmax of those k logits (renormalised over them), the student's is
-/// its full softmax read at the same k ids. With k covering every class this is `kd`.
+/// `kd` with the teacher known only by its top k classes per row: KL between the teacher's
+/// and the student's distributions conditioned on those k classes (both softmaxes taken
+/// over the k logits alone). With k covering every class this is `kd`; with fewer it
+/// leaves the student's total mass on the k classes to the other losses (MLM).
 /// `teacher_ids` [n, k] (int64), `teacher_logits` [n, k], `student` [n, classes].
 pub fn kd_topk(
     teacher_ids: &Tensor,
@@ -28,9 +29,8 @@ pub fn kd_topk(
     temperature: f64,
 ) -> Tensor {
     let lt = (teacher_logits.to_kind(Kind::Float) / temperature).log_softmax(-1, Kind::Float);
-    let ls = (student.to_kind(Kind::Float) / temperature)
-        .log_softmax(-1, Kind::Float)
-        .gather(-1, teacher_ids, false);
+    let ls = (student.to_kind(Kind::Float).gather(-1, teacher_ids, false) / temperature)
+        .log_softmax(-1, Kind::Float);
     let kl = (lt.exp() * (&lt - ls)).sum_dim_intlist(-1, false, Kind::Float);
     kl.mean(Kind::Float) * (temperature * temperature)
 }

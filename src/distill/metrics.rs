@@ -29,6 +29,9 @@ pub const COLUMNS: &[&str] = &[
     "samples_per_s",
     "tokens_per_s",
     "elapsed_s",
+    // Data-parallel runs: seconds per optimiser step, and of them in the all-reduce.
+    "step_s",
+    "allreduce_s",
 ];
 
 #[derive(Debug, Clone, Default)]

@@ -817,3 +817,86 @@ impl CacheLoader {
         self.cache.batch("train", i, self.pad_id)
     }
 }
+
+/// One row of `topk_gap`: what top-k storage costs and how far its KD loss is from the
+/// full-vocabulary one.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopkRow {
+    pub k: usize,
+    /// Bytes of top-k ids and fp16 logits per masked token, and per input token.
+    pub bytes_per_masked: f64,
+    pub bytes_per_token: f64,
+    pub kd_full: f64,
+    pub kd_topk: f64,
+    /// kd_topk − kd_full, and that over kd_full.
+    pub difference: f64,
+    pub relative: f64,
+    /// Teacher probability mass (at T) inside the top k, averaged over positions.
+    pub mass: f64,
+}
+
+/// Over `batches`, the KD loss (temperature `t`) with the full teacher distribution and
+/// with its top k classes only, for each k; ids stored as int16 when the vocabulary allows.
+pub fn topk_gap(
+    teacher: &Model,
+    student: &Model,
+    batches: &[Batch],
+    ks: &[usize],
+    t: f64,
+) -> Result<Vec<TopkRow>> {
+    let vocab = teacher.config().vocab_size;
+    let id_bytes = if vocab <= 1 << 16 { 2.0 } else { 4.0 };
+    let (mut masked, mut tokens) = (0f64, 0f64);
+    let mut full = 0f64;
+    let mut sums = vec![(0f64, 0f64); ks.len()];
+    tch::no_grad(|| -> Result<()> {
+        for b in batches {
+            let opts = ForwardOptions {
+                mlm: MlmPositions::Flat(b.masked_positions.shallow_clone()),
+                ..Default::default()
+            };
+            let lt = teacher
+                .forward(&b.inputs, &opts)?
+                .mlm_logits
+                .expect("asked for");
+            let ls = student
+                .forward(&b.inputs, &opts)?
+                .mlm_logits
+                .expect("asked for");
+            let n = lt.size()[0] as f64;
+            masked += n;
+            tokens += b.inputs.attention_mask.sum(Kind::Float).double_value(&[]);
+            full += super::losses::kd(&lt, &ls, t).double_value(&[]) * n;
+            let p = (&lt / t).softmax(-1, Kind::Float);
+            for (i, &k) in ks.iter().enumerate() {
+                let (v, ids) = lt.topk(k as i64, -1, true, true);
+                let kd = super::losses::kd_topk(&ids, &v, &ls, t).double_value(&[]);
+                let mass = p
+                    .gather(-1, &ids, false)
+                    .sum_dim_intlist(-1, false, Kind::Float);
+                sums[i].0 += kd * n;
+                sums[i].1 += mass.sum(Kind::Float).double_value(&[]);
+            }
+        }
+        Ok(())
+    })?;
+    let kd_full = full / masked.max(1.0);
+    Ok(ks
+        .iter()
+        .zip(sums)
+        .map(|(&k, (kd, mass))| {
+            let kd_topk = kd / masked.max(1.0);
+            let per_masked = k as f64 * (id_bytes + 2.0);
+            TopkRow {
+                k,
+                bytes_per_masked: per_masked,
+                bytes_per_token: per_masked * masked / tokens.max(1.0),
+                kd_full,
+                kd_topk,
+                difference: kd_topk - kd_full,
+                relative: (kd_topk - kd_full) / kd_full,
+                mass: mass / masked.max(1.0),
+            }
+        })
+        .collect())
+}

@@ -922,6 +922,8 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
     let accum = tr.gradient_accumulation;
     let mut window = Instant::now();
     let (mut win_samples, mut win_tokens) = (0u64, 0u64);
+    // Seconds spent in the gradient all-reduce, and steps, since the last logged row.
+    let (mut win_comm, mut win_steps) = (0.0f64, 0u64);
     for step in start..total {
         let lr = o.learning_rate * lr_factor(o.schedule, step, o.warmup_steps, total);
         let temp = recipe.losses.temperature.at(step, total);
@@ -975,8 +977,10 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
         let mut agg = sums.clone();
         agg.extend([step_samples, step_tokens]);
         if let Some(g) = group {
+            let t0 = Instant::now();
             g.sum_f64(&mut agg)?;
             g.sum_tensors_(&optimizer.grad_list(), dist::BUCKET_BYTES)?;
+            win_comm += t0.elapsed().as_secs_f64();
         }
         let n = sums.len();
         win_samples += agg[n] as u64;
@@ -1014,6 +1018,7 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
         optimizer.zero_grad();
         let done = step + 1;
         let loss: f64 = sums.iter().zip(&weights).map(|(v, w)| v * w).sum();
+        win_steps += 1;
         let secs = window.elapsed().as_secs_f64();
         let (sps, tps) = (win_samples as f64 / secs, win_tokens as f64 / secs);
         if done % tr.log_every.max(1) == 0 || done == total || done == 1 {
@@ -1026,6 +1031,10 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
                 .set("samples_per_s", sps)
                 .set("tokens_per_s", tps)
                 .set("elapsed_s", started.elapsed().as_secs_f64());
+            if group.is_some() {
+                row.set("step_s", secs / win_steps as f64)
+                    .set("allreduce_s", win_comm / win_steps as f64);
+            }
             for ((name, _, _), v) in plan.active.iter().zip(&sums) {
                 row.set(name, *v);
             }
@@ -1035,6 +1044,8 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
             window = Instant::now();
             win_samples = 0;
             win_tokens = 0;
+            win_comm = 0.0;
+            win_steps = 0;
         }
         let parts: Vec<String> = plan
             .active
