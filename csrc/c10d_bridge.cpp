@@ -1,4 +1,5 @@
-// A C interface to PyTorch's c10d (TCPStore, ProcessGroupGloo, ProcessGroupNCCL) for
+// A C interface to PyTorch's c10d (TCPStore, ProcessGroupGloo, ProcessGroupNCCL, and the
+// Reducer behind DistributedDataParallel) for
 // destila's Rust side (src/dist/). Compiled by build.rs against the headers of the very
 // libtorch the binary links; every call catches C++ exceptions and returns them as text.
 //
@@ -7,6 +8,7 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/reducer.hpp>
 #ifdef DESTILA_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -47,6 +49,11 @@ struct dst_store {
 
 struct dst_group {
   c10::intrusive_ptr<c10d::Backend> backend;
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+};
+
+struct dst_reducer {
+  std::unique_ptr<c10d::Reducer> reducer;
 };
 
 struct dst_work {
@@ -117,14 +124,23 @@ dst_group* dst_group_new(dst_store* s, const char* prefix, const char* backend, 
     auto store = c10::make_intrusive<c10d::PrefixStore>(prefix, s->store);
     auto timeout = std::chrono::milliseconds(timeout_ms);
     std::string b(backend);
+    auto pg = c10::make_intrusive<c10d::ProcessGroup>(store, rank, world);
     if (b == "gloo") {
       auto o = c10d::ProcessGroupGloo::Options::create_default(timeout);
-      out = new dst_group{c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, o)};
+      c10::intrusive_ptr<c10d::Backend> be =
+          c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, o);
+      pg->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, be);
+      pg->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
+      out = new dst_group{be, pg};
     } else if (b == "nccl") {
 #ifdef DESTILA_NCCL
       auto o = c10d::ProcessGroupNCCL::Options::create();
       o->timeout = timeout;
-      out = new dst_group{c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, o)};
+      c10::intrusive_ptr<c10d::Backend> be =
+          c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, o);
+      pg->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL, be);
+      pg->setDefaultBackend(c10d::ProcessGroup::BackendType::NCCL);
+      out = new dst_group{be, pg};
 #else
       throw std::runtime_error("this build of destila has no NCCL (compiled without CUDA headers)");
 #endif
@@ -168,5 +184,51 @@ int dst_work_wait(dst_work* w, char** err) {
   delete w;
   return rc;
 }
+
+// DistributedDataParallel's gradient reducer over `params` (trainable, in a fixed order
+// shared by every rank): autograd hooks hand each gradient to its bucket as the backward
+// pass produces it, and a bucket's all-reduce (an average over the ranks) starts as soon
+// as the bucket is full, overlapping the rest of the backward pass. Buckets as DDP makes
+// them: a small first one, then `bucket_bytes`, rebuilt in gradient order after the first
+// step. Every parameter must receive a gradient in every step (find_unused_parameters off;
+// the caller leaves out what its losses never reach).
+dst_reducer* dst_reducer_new(dst_group* g, at::Tensor** params, size_t n, int64_t bucket_bytes,
+                             int64_t first_bucket_bytes, char** err) {
+  dst_reducer* out = nullptr;
+  guarded(err, [&] {
+    std::vector<at::Tensor> ps;
+    ps.reserve(n);
+    for (size_t i = 0; i < n; ++i) ps.push_back(*params[i]);
+    std::vector<bool> sparse(n, false);
+    std::vector<size_t> limits{static_cast<size_t>(first_bucket_bytes),
+                               static_cast<size_t>(bucket_bytes)};
+    auto [buckets, per_bucket] = c10d::compute_bucket_assignment_by_size(ps, limits, sparse);
+    std::reverse(buckets.begin(), buckets.end());
+    out = new dst_reducer{std::make_unique<c10d::Reducer>(
+        ps, buckets, g->pg, sparse, bucket_bytes, /*find_unused_parameters=*/false,
+        /*gradient_as_bucket_view=*/false, std::unordered_map<size_t, std::string>{},
+        first_bucket_bytes, /*skip_all_reduce_unused_params=*/false,
+        /*use_python_reducer=*/false, std::vector<int64_t>{})};
+  });
+  return out;
+}
+
+// Before the forward pass whose backward is to be reduced (every rank at the same point):
+// rebuilds the buckets once, in the order gradients arrived in the first step.
+int dst_reducer_begin(dst_reducer* r, char** err) {
+  return guarded(err, [&] {
+    r->reducer->rebuild_buckets();
+    r->reducer->prepare_for_forward();
+  });
+}
+
+// After that forward pass, before its backward: `loss` is what backward starts from.
+int dst_reducer_expect(dst_reducer* r, at::Tensor* loss, char** err) {
+  return guarded(err, [&] { r->reducer->prepare_for_backward({*loss}); });
+  // (With find_unused_parameters off the reducer does not read `loss`; it is passed as DDP
+  // passes its outputs.)
+}
+
+void dst_reducer_free(dst_reducer* r) { delete r; }
 
 }  // extern "C"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Data-parallel throughput on this machine: one process (THREADS threads, batch 2B) against
-# two processes under torchrun (THREADS/2 threads each, batch B each), the same global
-# batch, interleaved in ROUNDS. Teacher: all-MiniLM-L6-v2 + heads (6x384); student 3x384
+# Data-parallel throughput on this machine, interleaved in ROUNDS: one process (THREADS
+# threads, batch 2B); two processes under torchrun (THREADS/2 threads each, batch B each),
+# the same global batch; and one process with THREADS/2 threads and batch B, the work of
+# one rank alone, against which the two ranks' scaling efficiency is measured. Teacher: all-MiniLM-L6-v2 + heads (6x384); student 3x384
 # from the teacher; the demo's five losses; sequences of 128. Report: target/bench/dp.md.
 #   B (16), STEPS (8), ROUNDS (2), THREADS (nproc)
 set -euo pipefail
@@ -42,6 +43,15 @@ rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["split"] == "train"][2
 print(json.dumps({"impl": sys.argv[2], "threads": int(sys.argv[3]),
                   "samples_per_s": statistics.median(float(r["samples_per_s"]) for r in rows)}))
 PYEOF
+  echo "dp round $r/$ROUNDS: 1 rank's work alone" >&2
+  $BIN --threads "$half" distill $RUN/recipe.yaml --quiet --force --set output=$RUN/alone > /dev/null
+  $PY - $RUN/alone/metrics.csv alone "$half" >> $log <<'PYEOF'
+import csv, json, statistics, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["split"] == "train"][2:]
+med = lambda k: statistics.median(float(r[k]) for r in rows)
+print(json.dumps({"impl": sys.argv[2], "threads": int(sys.argv[3]), "samples_per_s": med("samples_per_s"),
+                  "step_s": med("step_s")}))
+PYEOF
   echo "dp round $r/$ROUNDS: 2 processes" >&2
   OMP_NUM_THREADS=$half torchrun --standalone --nproc-per-node 2 --no-python \
     $BIN --threads "$half" distill $RUN/recipe.yaml --quiet --force --set output=$RUN/two > /dev/null
@@ -50,7 +60,7 @@ import csv, json, statistics, sys
 rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["split"] == "train"][2:]
 med = lambda k: statistics.median(float(r[k]) for r in rows)
 print(json.dumps({"impl": sys.argv[2], "threads": int(sys.argv[3]), "samples_per_s": med("samples_per_s"),
-                  "step_s": med("step_s"), "allreduce_s": med("allreduce_s")}))
+                  "step_s": med("step_s"), "sync_s": med("sync_s")}))
 PYEOF
 done
 $PY - "$log" "$RUN/two/final/model.safetensors" "$B" <<'PYEOF' | tee $OUT/dp.md
@@ -58,8 +68,8 @@ import json, statistics, sys
 from safetensors import safe_open
 rows = [json.loads(l) for l in open(sys.argv[1])]
 med = lambda impl, k: statistics.median(r[k] for r in rows if r["impl"] == impl)
-one, two = med("one", "samples_per_s"), med("two", "samples_per_s")
-step, comm = med("two", "step_s"), med("two", "allreduce_s")
+one, two, alone = med("one", "samples_per_s"), med("two", "samples_per_s"), med("alone", "samples_per_s")
+step, sync, step_alone = med("two", "step_s"), med("two", "sync_s"), med("alone", "step_s")
 with safe_open(sys.argv[2], "np") as f:
     params = sum(f.get_slice(k).get_shape() and __import__("math").prod(f.get_slice(k).get_shape()) for k in f.keys())
 b = int(sys.argv[3])
@@ -70,7 +80,9 @@ print("| run | threads per process | samples/s (median) | ratio |")
 print("|---|---:|---:|---:|")
 print(f"| 1 process, batch {2*b} | {t1} | {one:.2f} | 1.00x |")
 print(f"| 2 processes (torchrun, Gloo), batch {b} each | {t2} | {two:.2f} | {two/one:.2f}x |")
+print(f"| 1 process, batch {b} (one rank's work alone) | {t2} | {alone:.2f} | {alone/one:.2f}x |")
 print()
-print(f"2-process step: {step*1e3:.0f} ms, of which all-reduce {comm*1e3:.1f} ms ({100*comm/step:.1f}%); "
-      f"{params/1e6:.2f} M student parameters, {4*params/1e6:.0f} MB of fp32 gradients all-reduced per step.")
+print(f"Scaling efficiency of the 2 ranks against one rank's work alone: {two/(2*alone):.2f} "
+      f"(step {step*1e3:.0f} ms against {step_alone*1e3:.0f} ms; collectives outside the backward pass {sync*1e3:.1f} ms). "
+      f"{params/1e6:.2f} M student parameters: {4*params/1e6:.0f} MB of fp32 gradients averaged per step, during the backward pass.")
 PYEOF

@@ -89,6 +89,6 @@ python3 - "$OUT/nccl/metrics.csv" <<'PYEOF'
 import csv, statistics, sys
 rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["split"] == "train" and r.get("step_s")]
 step = statistics.median(float(r["step_s"]) for r in rows[1:] or rows)
-comm = statistics.median(float(r["allreduce_s"]) for r in rows[1:] or rows)
-print(f"NCCL, 1 rank: step {step*1e3:.1f} ms, of which all-reduce {comm*1e3:.2f} ms")
+sync = statistics.median(float(r["sync_s"]) for r in rows[1:] or rows)
+print(f"NCCL, 1 rank: step {step*1e3:.1f} ms, of which collectives outside the backward pass {sync*1e3:.2f} ms")
 PYEOF

@@ -139,6 +139,65 @@ fn two_ranks_with_batch_b_follow_one_process_with_batch_2b_and_resume() {
     );
 }
 
+#[test]
+fn accumulation_and_unused_parameters_under_two_ranks() {
+    // No NSP loss: the pooler and NSP head get no gradient (the reducer finds them unused);
+    // two micro-batches per step: only the second one's backward is averaged.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let t = teacher(&dir.join("teacher"));
+    let body = body(2, 5)
+        .replace(", kd_nsp: {weight: 1.0}", "")
+        .replace(", \n         nsp: {weight: 0.5}", "")
+        .replace("nsp: {weight: 0.5}, ", "")
+        .replace("batch_size: 2,", "batch_size: 2, gradient_accumulation: 2,");
+    assert!(!body.contains("nsp"), "{body}");
+    let r = common::recipe(dir, &t, &body);
+    let path = dir.join("recipe.yaml");
+    let single = dir.join("single");
+    let ok = common::destila()
+        .args(["distill", path.to_str().unwrap(), "--quiet", "--set"])
+        .arg(format!("output={}", single.display()))
+        .args(["--set", "training.batch_size=4"])
+        .env("OMP_NUM_THREADS", "1")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    run_torchrun(&path, &[]);
+    assert_same(
+        &train_losses(&single.join("metrics.csv")),
+        &train_losses(&r.output.join("metrics.csv")),
+        1e-5,
+    );
+}
+
+#[test]
+fn heads_are_fitted_once_under_two_ranks() {
+    // A headless teacher: the two ranks fit its heads together (only the heads train, so
+    // the reducer holds those), rank 0 caches them, both then distill with them.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let t = common::tiny_teacher(
+        &dir.join("teacher"),
+        2,
+        32,
+        4,
+        Heads {
+            pooler: false,
+            mlm: false,
+            nsp: false,
+        },
+    );
+    let r = common::recipe(dir, &t, &body(4, 3));
+    run_torchrun(&dir.join("recipe.yaml"), &[]);
+    let heads = r.output.join("teacher-heads");
+    assert!(heads.join("fit.json").is_file());
+    let m = destila::bert::load(&heads, &Default::default()).unwrap();
+    let has = m.report.unwrap().checkpoint_heads;
+    assert!(has.mlm && has.nsp);
+    assert_eq!(train_losses(&r.output.join("metrics.csv")).len(), 3);
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

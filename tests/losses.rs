@@ -107,25 +107,25 @@ fn losses_have_gradients_for_the_student() {
 }
 
 #[test]
-fn kd_topk_compares_distributions_conditioned_on_the_teachers_top_k() {
-    // T = 2, student logits [1, 0, 1] in both rows.
-    // Row 1: teacher ids [2, 0] logits [2, 1] → p = softmax([1, 0.5]) = [0.62246, 0.37754];
-    //   student at ids 2, 0: [1, 1] → q = [1/2, 1/2]; KL = 0.030299.
-    // Row 2: ids [1, 2] logits [0, 3] → p = softmax([0, 1.5]) = [0.18243, 0.81757];
-    //   student at 1, 2: [0, 1] → q = softmax([0, 0.5]) = [0.37754, 0.62246]; KL = 0.090239.
-    // T² × mean = 4 × (0.030299 + 0.090239) / 2 = 0.2410761 (to 7 places).
-    let ids = Tensor::from_slice(&[2i64, 0, 1, 2]).view([2, 2]);
-    let logits = t(&[2.0, 1.0, 0.0, 3.0], &[2, 2]);
-    let student = t(&[1.0, 0.0, 1.0, 1.0, 0.0, 1.0], &[2, 3]);
+fn kd_topk_tail_keeps_the_rest_of_the_vocabulary_as_one_outcome() {
+    // T = 1. Teacher logits [ln 4, ln 2, ln 1, ln 1] → p = [1/2, 1/4, 1/8, 1/8]; top 2: ids
+    // [0, 1], tail mass 1/4. Student logits all 0 → q = 1/4 each; q's tail = 1/2.
+    // KL over {0, 1, tail} = 1/2 ln 2 + 1/4 ln 1 + 1/4 ln(1/2) = 1/4 ln 2 = 0.1732868.
+    let teacher = t(&[4f32.ln(), 2f32.ln(), 0.0, 0.0], &[1, 4]);
+    let student = t(&[0.0; 4], &[1, 4]);
+    let ids = Tensor::from_slice(&[0i64, 1]).view([1, 2]);
+    let logits = teacher.gather(-1, &ids, false);
+    let tail = tail_log_mass(&teacher, &ids, 1.0);
+    close(&tail, 0.25f64.ln());
     close(
-        &kd_topk(&ids, &logits, &student, 2.0),
-        0.241_076_088_743_527,
+        &kd_topk_tail(&ids, &logits, &tail, &student, 1.0),
+        0.25 * std::f64::consts::LN_2,
     );
-    // With every class, it is plain KD.
-    let teacher = t(&[0.3, -1.0, 2.0, 0.5, 0.0, -0.5], &[2, 3]);
-    let (v, i) = teacher.topk(3, -1, true, true);
+    // Every class kept: the tail is empty and this is plain KD, at any temperature.
+    let all = Tensor::from_slice(&[2i64, 0, 3, 1]).view([1, 4]);
+    let tail = tail_log_mass(&teacher, &all, 2.0);
     close(
-        &kd_topk(&i, &v, &student, 1.5),
-        kd(&teacher, &student, 1.5).double_value(&[]),
+        &kd_topk_tail(&all, &teacher.gather(-1, &all, false), &tail, &student, 2.0),
+        kd(&teacher, &student, 2.0).double_value(&[]),
     );
 }

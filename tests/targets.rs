@@ -128,6 +128,13 @@ fn a_cache_holds_the_teachers_top_k_and_nsp_logits_and_pooled_embeddings() {
             |a: &Tensor, b: &Tensor| ((a - b).abs() / (b.abs() + 1e-3)).max().double_value(&[]);
         assert!(rel(&tg.topk_logits, &v) < 1e-3);
         assert!(rel(&tg.nsp_logits, &o.nsp_logits.unwrap()) < 1e-3);
+        // The tail: log of the teacher's mass off its top 5, at the recipe's T = 2.
+        let lp = (&logits / 2.0).log_softmax(-1, Kind::Float);
+        let off = lp.exp().sum_dim_intlist(-1, false, Kind::Float)
+            - lp.gather(-1, &i, false)
+                .exp()
+                .sum_dim_intlist(-1, false, Kind::Float);
+        assert!((&tg.tail - off.log()).abs().max().double_value(&[]) < 1e-4);
         let h = o.hidden_states.last().unwrap();
         let mask = b.inputs.attention_mask.to_kind(Kind::Float).unsqueeze(-1);
         let pooled = (h * &mask).sum_dim_intlist(1, false, Kind::Float)
@@ -141,8 +148,8 @@ fn a_cache_holds_the_teachers_top_k_and_nsp_logits_and_pooled_embeddings() {
     assert_eq!(n, c.batches("train"));
     let train = &m.splits["train"];
     assert_eq!((train.masked as i64, train.tokens as i64), (masked, tokens));
-    // Top-k storage: k ids (int16) and k fp16 logits per masked token.
-    assert_eq!(train.topk_bytes, train.masked * 5 * 4);
+    // Top-k storage: k ids (int16), k fp16 logits and an fp32 tail per masked token.
+    assert_eq!(train.topk_bytes, train.masked * (5 * 4 + 4));
 }
 
 #[test]
@@ -174,6 +181,11 @@ fn a_cache_made_for_another_teacher_or_data_is_refused() {
     let other = teacher(&dir.path().join("other"), 4);
     let (ok, e) = distill(&["--set", &format!("teacher.checkpoint={}", other.display())]);
     assert!(!ok && e.contains("another teacher weights"), "{e}");
+    let (ok, e) = distill(&["--set", "losses.temperature=3.0"]);
+    assert!(
+        !ok && e.contains("losses.temperature") && e.contains("temperature 2"),
+        "{e}"
+    );
     let (ok, e) = distill(&["--set", "losses.hidden_cos.weight=1"]);
     assert!(
         !ok && e.contains("teacher.targets") && e.contains("losses.hidden_cos"),

@@ -53,6 +53,9 @@ pub struct Targets {
     pub topk_ids: Tensor,
     /// [n, k]: their logits (fp32 here, stored as fp16).
     pub topk_logits: Tensor,
+    /// [n]: log of the probability the teacher gives every other token, at the cache's
+    /// temperature.
+    pub tail: Tensor,
     /// [b, 2]: the teacher's NSP logits.
     pub nsp_logits: Tensor,
     /// [b, h]: the teacher's mean-pooled last hidden state, when the cache holds it.
@@ -64,6 +67,7 @@ impl Targets {
         Targets {
             topk_ids: self.topk_ids.to_device(device),
             topk_logits: self.topk_logits.to_device(device),
+            tail: self.tail.to_device(device),
             nsp_logits: self.nsp_logits.to_device(device),
             pooled: self.pooled.as_ref().map(|p| p.to_device(device)),
         }

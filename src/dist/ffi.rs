@@ -14,6 +14,10 @@ pub struct Group {
     _private: [u8; 0],
 }
 #[repr(C)]
+pub struct Reducer {
+    _private: [u8; 0],
+}
+#[repr(C)]
 pub struct Work {
     _private: [u8; 0],
 }
@@ -71,6 +75,18 @@ extern "C" {
         err: *mut *mut c_char,
     ) -> *mut Work;
     pub fn dst_work_wait(w: *mut Work, err: *mut *mut c_char) -> c_int;
+    pub fn dst_reducer_new(
+        g: *mut Group,
+        params: *mut *mut C_tensor,
+        n: usize,
+        bucket_bytes: i64,
+        first_bucket_bytes: i64,
+        err: *mut *mut c_char,
+    ) -> *mut Reducer;
+    pub fn dst_reducer_begin(r: *mut Reducer, err: *mut *mut c_char) -> c_int;
+    pub fn dst_reducer_expect(r: *mut Reducer, loss: *mut C_tensor, err: *mut *mut c_char)
+        -> c_int;
+    pub fn dst_reducer_free(r: *mut Reducer);
 }
 
 /// Takes ownership of a message set by the bridge.

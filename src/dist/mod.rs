@@ -23,8 +23,10 @@ pub use launch::Launch;
 
 use crate::error::{Error, Result};
 
-/// Gradient buckets for the all-reduce, in bytes of fp32.
+/// Gradient buckets for the all-reduce (DDP's defaults: 1 MB first, then 25 MB), and the
+/// broadcast buckets.
 pub const BUCKET_BYTES: usize = 25 << 20;
+pub const FIRST_BUCKET_BYTES: usize = 1 << 20;
 const HEARTBEAT: Duration = Duration::from_millis(200);
 
 /// Whether this build carries ProcessGroupNCCL (it needs the CUDA headers at build time).
@@ -270,29 +272,6 @@ impl Group {
         Ok(())
     }
 
-    /// Sums many tensors over the ranks, in place, packed into fp32 buckets of about
-    /// `bucket_bytes`; every bucket is in flight before the first is waited for.
-    pub fn sum_tensors_(&self, tensors: &[Tensor], bucket_bytes: usize) -> Result<()> {
-        let mut in_flight = Vec::new();
-        for bucket in buckets(tensors, bucket_bytes) {
-            let flats: Vec<Tensor> = bucket
-                .iter()
-                .map(|t| t.detach().to_kind(Kind::Float).view([-1]))
-                .collect();
-            let mut flat = Tensor::cat(&flats, 0);
-            let (w, e) = self.start_sum(&mut flat);
-            if w.is_null() {
-                return Err(self.lost("gradient all-reduce", ffi::take_error(e)));
-            }
-            in_flight.push((bucket, flat, w));
-        }
-        for (bucket, flat, w) in in_flight {
-            self.wait("gradient all-reduce", w, ptr::null_mut())?;
-            unpack(&bucket, &flat);
-        }
-        Ok(())
-    }
-
     /// Makes every rank's `tensors` equal to rank `root`'s.
     pub fn broadcast_(&self, tensors: &[Tensor], root: usize) -> Result<()> {
         for bucket in buckets(tensors, BUCKET_BYTES) {
@@ -331,7 +310,7 @@ impl Group {
     }
 
     /// The error for a failed collective: which ranks stopped beating their heartbeat.
-    fn lost(&self, what: &str, cause: String) -> Error {
+    pub fn lost(&self, what: &str, cause: String) -> Error {
         self.failed.store(true, Ordering::Relaxed);
         let l = &self.launch;
         let me = l.rank;
@@ -392,6 +371,84 @@ impl Drop for Group {
         // SAFETY: created by dst_group_new, freed once, before its store.
         unsafe { ffi::dst_group_free(self.pg) };
         self.store.take();
+    }
+}
+
+/// DistributedDataParallel's gradient reducer (c10d::Reducer): registered on the trainable
+/// parameters, it averages their gradients over the ranks during the backward pass of the
+/// micro-batch it was told to expect, bucket by bucket as gradients become ready.
+pub struct Reducer {
+    group: Arc<Group>,
+    ptr: *mut ffi::Reducer,
+}
+
+impl Reducer {
+    /// `params`: the trainable parameters, in an order every rank shares.
+    pub fn new(group: Arc<Group>, params: &[Tensor]) -> Result<Reducer> {
+        let mut handles: Vec<Tensor> = params.iter().map(|p| p.shallow_clone()).collect();
+        let mut ptrs: Vec<*mut torch_sys::C_tensor> =
+            handles.iter_mut().map(|t| t.as_mut_ptr()).collect();
+        let mut err = ptr::null_mut();
+        // SAFETY: the tensor handles outlive the call; the bridge copies the tensors.
+        let r = unsafe {
+            ffi::dst_reducer_new(
+                group.pg,
+                ptrs.as_mut_ptr(),
+                ptrs.len(),
+                BUCKET_BYTES as i64,
+                FIRST_BUCKET_BYTES as i64,
+                &mut err,
+            )
+        };
+        if r.is_null() {
+            return Err(Error::Distributed(format!(
+                "the gradient reducer: {}",
+                ffi::take_error(err)
+            )));
+        }
+        Ok(Reducer { group, ptr: r })
+    }
+
+    /// Before the forward pass of the micro-batch whose backward is to be averaged.
+    pub fn begin(&self) -> Result<()> {
+        let mut err = ptr::null_mut();
+        // SAFETY: ptr is live.
+        if unsafe { ffi::dst_reducer_begin(self.ptr, &mut err) } != 0 {
+            return Err(self
+                .group
+                .lost("gradient bucket rebuild", ffi::take_error(err)));
+        }
+        Ok(())
+    }
+
+    /// After that forward pass: `loss` is what its backward starts from.
+    pub fn expect(&self, loss: &Tensor) -> Result<()> {
+        let mut l = loss.shallow_clone();
+        let mut err = ptr::null_mut();
+        // SAFETY: ptr is live; l is a valid tensor for the call.
+        if unsafe { ffi::dst_reducer_expect(self.ptr, l.as_mut_ptr(), &mut err) } != 0 {
+            return Err(Error::Distributed(format!(
+                "the gradient reducer: {}",
+                ffi::take_error(err)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The backward pass of the expected loss, during which the gradients are averaged; a
+    /// failed all-reduce comes back as the error naming the lost rank.
+    pub fn backward(&self, loss: &Tensor) -> Result<()> {
+        loss.f_backward()
+            .map_err(|e| self.group.lost("gradient all-reduce", e.to_string()))
+    }
+}
+
+impl Drop for Reducer {
+    fn drop(&mut self) {
+        if !self.group.failed.load(Ordering::Relaxed) {
+            // SAFETY: created by dst_reducer_new, freed once.
+            unsafe { ffi::dst_reducer_free(self.ptr) }
+        }
     }
 }
 

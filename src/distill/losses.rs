@@ -17,22 +17,50 @@ pub fn kd(teacher: &Tensor, student: &Tensor, temperature: f64) -> Tensor {
     kl.mean(Kind::Float) * (temperature * temperature)
 }
 
-/// `kd` with the teacher known only by its top k classes per row: KL between the teacher's
-/// and the student's distributions conditioned on those k classes (both softmaxes taken
-/// over the k logits alone). With k covering every class this is `kd`; with fewer it
-/// leaves the student's total mass on the k classes to the other losses (MLM).
-/// `teacher_ids` [n, k] (int64), `teacher_logits` [n, k], `student` [n, classes].
-pub fn kd_topk(
+/// `kd` with the teacher known by its top k classes and the log of the probability it puts
+/// on all the others (`teacher_tail`, at this temperature): KL over k + 1 outcomes, the k
+/// classes and "any other class", for teacher and student alike. It is the full KD when k
+/// covers every class (the tail is empty), and never more than the full KD otherwise.
+/// `teacher_ids` [n, k] (int64), `teacher_logits` [n, k], `teacher_tail` [n], `student`
+/// [n, classes].
+pub fn kd_topk_tail(
     teacher_ids: &Tensor,
     teacher_logits: &Tensor,
+    teacher_tail: &Tensor,
     student: &Tensor,
     temperature: f64,
 ) -> Tensor {
-    let lt = (teacher_logits.to_kind(Kind::Float) / temperature).log_softmax(-1, Kind::Float);
-    let ls = (student.to_kind(Kind::Float).gather(-1, teacher_ids, false) / temperature)
-        .log_softmax(-1, Kind::Float);
-    let kl = (lt.exp() * (&lt - ls)).sum_dim_intlist(-1, false, Kind::Float);
-    kl.mean(Kind::Float) * (temperature * temperature)
+    let t = temperature;
+    let tail = teacher_tail.to_kind(Kind::Float).unsqueeze(-1); // log p_tail
+                                                                // log p_i = l_i / T − lse_T, with lse_T fixed by Σ p_i + p_tail = 1.
+    let head = teacher_logits.to_kind(Kind::Float) / t;
+    let head_lse = head.logsumexp(&[-1i64][..], true);
+    let log_head_mass = (tail.exp().neg() + 1.0).clamp_min(1e-30).log();
+    let lp = head - head_lse + &log_head_mass;
+    let ls_all = (student.to_kind(Kind::Float) / t).log_softmax(-1, Kind::Float);
+    let lq = ls_all.gather(-1, teacher_ids, false);
+    let head_kl = (lp.exp() * (&lp - lq)).sum_dim_intlist(-1, true, Kind::Float);
+    if teacher_ids.size().last() == student.size().last() {
+        // Every class is in the head: no tail (and the student's would be log 0).
+        return head_kl.mean(Kind::Float) * (t * t);
+    }
+    // The student's tail: logsumexp of its log-probabilities off the k ids.
+    let lq_tail = ls_all
+        .scatter_value(-1, teacher_ids, f64::NEG_INFINITY)
+        .logsumexp(&[-1i64][..], true);
+    let p_tail = tail.exp();
+    let tail_kl = &p_tail * (&tail - lq_tail);
+    (head_kl + tail_kl).mean(Kind::Float) * (t * t)
+}
+
+/// Log of the probability the softmax of `logits / temperature` [n, classes] puts outside
+/// the classes `ids` [n, k]: what `kd_topk_tail` needs beside the top-k logits. Floored at
+/// -10⁴ (a mass of exactly 0 in fp32), so that an empty tail stays finite.
+pub fn tail_log_mass(logits: &Tensor, ids: &Tensor, temperature: f64) -> Tensor {
+    let lp = (logits.to_kind(Kind::Float) / temperature).log_softmax(-1, Kind::Float);
+    lp.scatter_value(-1, ids, f64::NEG_INFINITY)
+        .logsumexp(&[-1i64][..], false)
+        .clamp_min(-1e4)
 }
 
 /// Mean cross-entropy of `logits` [n, classes] against `labels` [n].

@@ -29,9 +29,10 @@ pub const COLUMNS: &[&str] = &[
     "samples_per_s",
     "tokens_per_s",
     "elapsed_s",
-    // Data-parallel runs: seconds per optimiser step, and of them in the all-reduce.
+    // Seconds per optimiser step; data-parallel runs: of them in collectives outside the
+    // backward pass (the gradient all-reduce overlaps the backward).
     "step_s",
-    "allreduce_s",
+    "sync_s",
 ];
 
 #[derive(Debug, Clone, Default)]

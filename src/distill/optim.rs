@@ -77,9 +77,12 @@ impl AdamW {
         })
     }
 
-    /// The defined gradients, in parameter-name order (the same on every rank).
-    pub fn grad_list(&self) -> Vec<Tensor> {
-        self.grads().map(|(_, g)| g).collect()
+    /// The parameters with their names, in name order (the same on every rank).
+    pub fn variables(&self) -> Vec<(&str, Tensor)> {
+        self.params
+            .iter()
+            .map(|p| (p.name.as_str(), p.var.shallow_clone()))
+            .collect()
     }
 
     /// Divides every gradient by `factor` (loss-scale removal, accumulation).

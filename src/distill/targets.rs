@@ -1,7 +1,9 @@
 //! The teacher-target cache: `destila targets` runs the teacher once over an epoch of the
 //! training data (and the validation batches) and stores, per example, the masked sequence
 //! itself (masking becomes static, as in BERT's original data), the teacher's top-k MLM
-//! logits at the masked positions (values fp16, ids int16 or int32), its NSP logits and,
+//! logits at the masked positions (values fp16, ids int16 or int32) with the log of the
+//! probability it gives all other tokens at the recipe's temperature (fp32), its NSP
+//! logits and,
 //! optionally, its mean-pooled last hidden state. `distill` with `teacher.targets` then
 //! trains from the cache without the teacher.
 //!
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use tch::{Device, Kind, Tensor};
 
-use super::recipe::{HeadPolicy, Recipe, TargetsSection};
+use super::recipe::{HeadPolicy, Recipe, Scheduled, TargetsSection};
 use super::trainer::RunOptions;
 use crate::bert::{ForwardOptions, Heads, MlmPositions, Model};
 use crate::data::{self, Batch, Cursor, Datasets, Masked, Targets};
@@ -51,6 +53,8 @@ pub struct Manifest {
     pub teacher: String,
     pub top_k: usize,
     pub pooled: bool,
+    /// The KD temperature the tail masses were computed at (the recipe's, constant).
+    pub temperature: f64,
     /// "int16" or "int32": the dtype of token ids and top-k ids.
     pub id_dtype: String,
     pub vocab_size: i64,
@@ -150,6 +154,7 @@ struct ShardBuf {
     masked_labels: Vec<i32>,
     topk_ids: Vec<i32>,
     topk_logits: Vec<u8>,
+    tail: Vec<f32>,
     nsp_logits: Vec<u8>,
     pooled: Vec<u8>,
 }
@@ -198,6 +203,9 @@ impl ShardBuf {
         let ids = Vec::<i64>::try_from(t.topk_ids.to_device(Device::Cpu).view([-1]))?;
         self.topk_ids.extend(ids.into_iter().map(|x| x as i32));
         self.topk_logits.extend(half_bytes(&t.topk_logits));
+        self.tail.extend(Vec::<f32>::try_from(
+            t.tail.to_device(Device::Cpu).view([-1]),
+        )?);
         self.nsp_logits.extend(half_bytes(&t.nsp_logits));
         if let Some(p) = &t.pooled {
             self.pooled.extend(half_bytes(p));
@@ -254,6 +262,12 @@ impl ShardBuf {
                 self.topk_logits.clone(),
             ),
             (
+                "topk_tail",
+                Dtype::F32,
+                vec![m],
+                le(&self.tail, f32::to_le_bytes),
+            ),
+            (
                 "nsp_logits",
                 Dtype::F16,
                 vec![n, 2],
@@ -269,7 +283,7 @@ impl ShardBuf {
         if !self.pooled.is_empty() {
             arrays.push(("pooled", Dtype::F16, vec![n, hidden], self.pooled.clone()));
         }
-        let topk = (self.topk_logits.len() + m * k * if ids16 { 2 } else { 4 }) as u64;
+        let topk = (self.topk_logits.len() + m * 4 + m * k * if ids16 { 2 } else { 4 }) as u64;
         let views: Vec<(String, TensorView)> = arrays
             .iter()
             .map(|(name, d, shape, bytes)| {
@@ -287,9 +301,16 @@ impl ShardBuf {
     }
 }
 
-/// The teacher's targets for one batch: top-k MLM logits at the masked positions, NSP
-/// logits, and (with `pooled`) the mean-pooled last hidden state.
-pub fn teacher_targets(teacher: &Model, batch: &Batch, k: usize, pooled: bool) -> Result<Targets> {
+/// The teacher's targets for one batch: top-k MLM logits at the masked positions with the
+/// log tail mass at `temperature`, NSP logits, and (with `pooled`) the mean-pooled last
+/// hidden state.
+pub fn teacher_targets(
+    teacher: &Model,
+    batch: &Batch,
+    k: usize,
+    pooled: bool,
+    temperature: f64,
+) -> Result<Targets> {
     let opts = ForwardOptions {
         attentions: false,
         mlm: MlmPositions::Flat(batch.masked_positions.shallow_clone()),
@@ -300,6 +321,7 @@ pub fn teacher_targets(teacher: &Model, batch: &Batch, k: usize, pooled: bool) -
     let mlm = out.mlm_logits.as_ref().expect("asked for");
     let k = (k as i64).min(mlm.size()[1]);
     let (values, ids) = mlm.to_kind(Kind::Float).topk(k, -1, true, true);
+    let tail = super::losses::tail_log_mass(mlm, &ids, temperature);
     let pooled = pooled.then(|| {
         let h = out.hidden_states.last().expect("has layers");
         let m = batch
@@ -313,6 +335,7 @@ pub fn teacher_targets(teacher: &Model, batch: &Batch, k: usize, pooled: bool) -
     Ok(Targets {
         topk_ids: ids,
         topk_logits: values,
+        tail,
         nsp_logits: out
             .nsp_logits
             .as_ref()
@@ -402,6 +425,22 @@ pub fn write(recipe: &Recipe, out: &Path, opts: &RunOptions) -> Result<WriteSumm
     let cfg = teacher.config().clone();
     let ids16 = cfg.vocab_size <= 1 << 16;
     let k = settings.top_k.min(cfg.vocab_size as usize);
+    // The tail masses depend on the temperature: a cache with k below the vocabulary is made
+    // for one constant temperature.
+    let temperature = match recipe.losses.temperature {
+        Scheduled::Constant(t) => t,
+        Scheduled::Linear { .. } if k < cfg.vocab_size as usize => {
+            return Err(Error::config(
+                &recipe.path,
+                "losses.temperature",
+                format!(
+                    "a target cache with top_k {k} below the vocabulary ({}) needs a constant temperature",
+                    cfg.vocab_size
+                ),
+            ))
+        }
+        Scheduled::Linear { start, .. } => start,
+    };
 
     let name = out
         .file_name()
@@ -453,7 +492,7 @@ pub fn write(recipe: &Recipe, out: &Path, opts: &RunOptions) -> Result<WriteSumm
                 continue;
             }
             let b = data::batch::collate(items, tokenizer.pad_id).to_device(device);
-            let t = teacher_targets(&teacher, &b, k, settings.pooled)?;
+            let t = teacher_targets(&teacher, &b, k, settings.pooled, temperature)?;
             summary.examples += items.len() as u64;
             summary.tokens += items.iter().map(|m| m.ids.len() as u64).sum::<u64>();
             summary.masked += items.iter().map(|m| m.masked.len() as u64).sum::<u64>();
@@ -503,6 +542,7 @@ pub fn write(recipe: &Recipe, out: &Path, opts: &RunOptions) -> Result<WriteSumm
                 .unwrap_or_default(),
             top_k: k,
             pooled: settings.pooled,
+            temperature,
             id_dtype: if ids16 { "int16" } else { "int32" }.into(),
             vocab_size: cfg.vocab_size,
             hidden_size: cfg.hidden_size,
@@ -667,6 +707,27 @@ impl Cache {
         })
     }
 
+    /// Refuses a recipe whose KD temperature is not the one the tail masses were made at
+    /// (unless the cache keeps the whole vocabulary, which has no tail).
+    pub fn check_temperature(&self, recipe: &Recipe) -> Result<()> {
+        let m = &self.manifest;
+        if m.top_k as i64 >= m.vocab_size {
+            return Ok(());
+        }
+        match recipe.losses.temperature {
+            Scheduled::Constant(t) if (t - m.temperature).abs() < 1e-12 => Ok(()),
+            other => Err(Error::config(
+                &recipe.path,
+                "losses.temperature",
+                format!(
+                    "{other:?}, but the target cache in {} was made at temperature {} (its tail masses depend on it); use that or rebuild the cache",
+                    self.dir.display(),
+                    m.temperature
+                ),
+            )),
+        }
+    }
+
     pub fn batches(&self, split: &str) -> usize {
         self.splits.get(split).map_or(0, |s| s.1.len())
     }
@@ -728,6 +789,7 @@ impl Cache {
             topk_ids = topk_ids.remainder(65536);
         }
         let targets = Targets {
+            tail: rows(&get("topk_tail")?, 1, r0, r1, Kind::Float).view([-1]),
             topk_ids,
             topk_logits: rows(&get("topk_logits")?, k, r0, r1, Kind::Half).to_kind(Kind::Float),
             nsp_logits: rows(&get("nsp_logits")?, 2, e0, e1, Kind::Half).to_kind(Kind::Float),
@@ -823,10 +885,12 @@ impl CacheLoader {
 #[derive(Debug, Clone, Serialize)]
 pub struct TopkRow {
     pub k: usize,
-    /// Bytes of top-k ids and fp16 logits per masked token, and per input token.
+    /// Bytes of top-k ids, fp16 logits and the fp32 tail per masked token, and per input
+    /// token.
     pub bytes_per_masked: f64,
     pub bytes_per_token: f64,
     pub kd_full: f64,
+    /// `kd_topk_tail`: the top k and the teacher's tail mass as one more outcome.
     pub kd_topk: f64,
     /// kd_topk − kd_full, and that over kd_full.
     pub difference: f64,
@@ -870,10 +934,11 @@ pub fn topk_gap(
             let p = (&lt / t).softmax(-1, Kind::Float);
             for (i, &k) in ks.iter().enumerate() {
                 let (v, ids) = lt.topk(k as i64, -1, true, true);
-                let kd = super::losses::kd_topk(&ids, &v, &ls, t).double_value(&[]);
                 let mass = p
                     .gather(-1, &ids, false)
                     .sum_dim_intlist(-1, false, Kind::Float);
+                let tail = super::losses::tail_log_mass(&lt, &ids, t);
+                let kd = super::losses::kd_topk_tail(&ids, &v, &tail, &ls, t).double_value(&[]);
                 sums[i].0 += kd * n;
                 sums[i].1 += mass.sum(Kind::Float).double_value(&[]);
             }
@@ -886,7 +951,7 @@ pub fn topk_gap(
         .zip(sums)
         .map(|(&k, (kd, mass))| {
             let kd_topk = kd / masked.max(1.0);
-            let per_masked = k as f64 * (id_bytes + 2.0);
+            let per_masked = k as f64 * (id_bytes + 2.0) + 4.0;
             TopkRow {
                 k,
                 bytes_per_masked: per_masked,

@@ -64,6 +64,21 @@ impl Plan {
     fn has(&self, name: &str) -> bool {
         self.active.iter().any(|(n, _, _)| *n == name)
     }
+
+    /// Whether the active losses reach parameter `name` (so that it gets a gradient): the
+    /// pooler and NSP head only through an NSP loss, the MLM head's own parameters only
+    /// through an MLM loss; everything else always.
+    fn reaches(&self, name: &str) -> bool {
+        let nsp = self.has("nsp") || self.has("kd_nsp");
+        let mlm = self.has("mlm") || self.has("kd_mlm");
+        if name.starts_with("bert.pooler.") || name.starts_with("cls.seq_relationship.") {
+            nsp
+        } else if name.starts_with("cls.predictions.") {
+            mlm
+        } else {
+            true
+        }
+    }
 }
 
 fn default_pairs(name: &str, ls: usize, lt: usize) -> Vec<(usize, usize)> {
@@ -199,9 +214,10 @@ fn compute(
         });
         let v = match *name {
             "kd_mlm" => match &batch.targets {
-                Some(tg) => losses::kd_topk(
+                Some(tg) => losses::kd_topk_tail(
                     &tg.topk_ids,
                     &tg.topk_logits,
+                    &tg.tail,
                     s.mlm_logits.as_ref().expect("asked for"),
                     temperature,
                 ),
@@ -529,7 +545,11 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
         _ => None,
     };
     let cache = match &cache_dir {
-        Some(dir) => Some(Arc::new(Cache::open(dir, &targets::key(recipe, &sets)?)?)),
+        Some(dir) => {
+            let c = Cache::open(dir, &targets::key(recipe, &sets)?)?;
+            c.check_temperature(recipe)?;
+            Some(Arc::new(c))
+        }
         None => None,
     };
     let (model, teacher) = match recipe.job {
@@ -763,6 +783,20 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
     );
     let o = &recipe.optimizer;
     let mut optimizer = AdamW::new(named, o.betas.0, o.betas.1, o.eps);
+    // Data parallel: DDP's reducer averages the gradients during the last micro-batch's
+    // backward pass.
+    let reducer = match group {
+        Some(g) => {
+            let reached: Vec<Tensor> = optimizer
+                .variables()
+                .into_iter()
+                .filter(|(name, _)| plan.reaches(name))
+                .map(|(_, v)| v)
+                .collect();
+            Some(dist::Reducer::new(g.clone(), &reached)?)
+        }
+        None => None,
+    };
     let mut scaler = (kind == Kind::Half).then(LossScaler::new);
 
     let mut start = 0u64;
@@ -922,7 +956,9 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
     let accum = tr.gradient_accumulation;
     let mut window = Instant::now();
     let (mut win_samples, mut win_tokens) = (0u64, 0u64);
-    // Seconds spent in the gradient all-reduce, and steps, since the last logged row.
+    // Seconds in destila's own collectives outside the backward pass (loss counts and the
+    // logged sums; the gradient all-reduce overlaps the backward), and steps, since the
+    // last logged row.
     let (mut win_comm, mut win_steps) = (0.0f64, 0u64);
     for step in start..total {
         let lr = o.learning_rate * lr_factor(o.schedule, step, o.warmup_steps, total);
@@ -937,8 +973,12 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
         let mut sums = vec![0.0; plan.active.len()];
         let (mut step_samples, mut step_tokens) = (0.0, 0.0);
         let scale = scaler.as_ref().map(|s| s.scale).unwrap_or(1.0);
-        for _ in 0..accum {
+        for micro in 0..accum {
             let batch = loader.next_batch()?.to_device(device);
+            let sync = reducer.as_ref().filter(|_| micro + 1 == accum);
+            if let Some(r) = sync {
+                r.begin()?;
+            }
             step_samples += batch.size() as f64;
             step_tokens += batch
                 .inputs
@@ -955,7 +995,8 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
                 true,
             )?;
             // Each component is a mean over its own count; weighing by count / global count
-            // makes the sum over ranks the global batch's mean (alone: weight 1).
+            // makes the sum over ranks the global batch's mean (alone: weight 1); the reducer
+            // averages over the ranks, hence the factor `world`.
             let mut global = c.counts.clone();
             if let Some(g) = group {
                 g.sum_f64(&mut global)?;
@@ -970,16 +1011,22 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
                 }
                 let f = c.counts[i] / global[i];
                 sums[i] += v.double_value(&[]) * f / accum as f64;
-                loss += v * (*w * f);
+                loss += v * (*w * f * world as f64);
             }
-            (loss * (scale / accum as f64)).backward();
+            let loss = loss * (scale / accum as f64);
+            match sync {
+                Some(r) => {
+                    r.expect(&loss)?;
+                    r.backward(&loss)?;
+                }
+                None => loss.backward(),
+            }
         }
         let mut agg = sums.clone();
         agg.extend([step_samples, step_tokens]);
         if let Some(g) = group {
             let t0 = Instant::now();
             g.sum_f64(&mut agg)?;
-            g.sum_tensors_(&optimizer.grad_list(), dist::BUCKET_BYTES)?;
             win_comm += t0.elapsed().as_secs_f64();
         }
         let n = sums.len();
@@ -1031,9 +1078,9 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
                 .set("samples_per_s", sps)
                 .set("tokens_per_s", tps)
                 .set("elapsed_s", started.elapsed().as_secs_f64());
+            row.set("step_s", secs / win_steps as f64);
             if group.is_some() {
-                row.set("step_s", secs / win_steps as f64)
-                    .set("allreduce_s", win_comm / win_steps as f64);
+                row.set("sync_s", win_comm / win_steps as f64);
             }
             for ((name, _, _), v) in plan.active.iter().zip(&sums) {
                 row.set(name, *v);
