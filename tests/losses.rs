@@ -45,6 +45,27 @@ fn hidden_cos_skips_padding() {
 }
 
 #[test]
+fn pooled_cos_compares_mean_pooled_sentences() {
+    // Sequence 1: tokens [1,0], [0,1], padding [9,9] → mean [0.5, 0.5]; teacher [1, 1]: cos 1
+    // → 0. Sequence 2: one token [2, 0] (then padding) → [2, 0]; teacher [0, 3]: cos 0 → 1.
+    // Mean over sequences: 0.5.
+    let s = t(
+        &[1.0, 0.0, 0.0, 1.0, 9.0, 9.0, 2.0, 0.0, 7.0, 7.0, 7.0, 7.0],
+        &[2, 3, 2],
+    );
+    let mask = Tensor::from_slice(&[1i64, 1, 0, 1, 0, 0]).view([2, 3]);
+    let pooled = mean_pool(&s, &mask);
+    assert_eq!(
+        Vec::<f32>::try_from(pooled.view([-1])).unwrap(),
+        [0.5, 0.5, 2.0, 0.0]
+    );
+    close(
+        &pooled_cos(&s, &t(&[1.0, 1.0, 0.0, 3.0], &[2, 2]), &mask),
+        0.5,
+    );
+}
+
+#[test]
 fn hidden_mse_skips_padding() {
     // Squared errors: token 1 (0, 4), token 2 (9, 0); padding ignored: 13 / (2 tokens · 2 units).
     let s = t(&[1.0, 2.0, 3.0, 4.0, 9.0, 9.0], &[1, 3, 2]);

@@ -186,6 +186,8 @@ fn a_cache_made_for_another_teacher_or_data_is_refused() {
         !ok && e.contains("losses.temperature") && e.contains("temperature 2"),
         "{e}"
     );
+    let (ok, e) = distill(&["--set", "losses.pooled_cos.weight=1"]);
+    assert!(!ok && e.contains("no pooled embeddings"), "{e}");
     let (ok, e) = distill(&["--set", "losses.hidden_cos.weight=1"]);
     assert!(
         !ok && e.contains("teacher.targets") && e.contains("losses.hidden_cos"),
@@ -217,8 +219,12 @@ fn distilling_from_a_full_vocabulary_cache_follows_the_live_teacher() {
     let dir = tempfile::tempdir().unwrap();
     let t = teacher(&dir.path().join("teacher"), 3);
     let cache = dir.path().join("cache");
-    let cache_yaml = format!(", targets: {{dir: {}, top_k: 100000}}", cache.display());
-    let path = recipe(dir.path(), &t, &cache_yaml, KD);
+    let cache_yaml = format!(
+        ", targets: {{dir: {}, top_k: 100000, pooled: true}}",
+        cache.display()
+    );
+    let losses = format!("{KD}, pooled_cos: {{weight: 1.0}}");
+    let path = recipe(dir.path(), &t, &cache_yaml, &losses);
     let out = targets_cli(&path, &[]);
     assert!(
         out.status.success(),

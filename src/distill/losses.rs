@@ -100,6 +100,26 @@ pub fn hidden_mse(student: &Tensor, teacher: &Tensor, mask: &Tensor) -> Tensor {
     (d * m.unsqueeze(-1)).sum(Kind::Float) / (n * h)
 }
 
+/// Mean over non-padding tokens of `hidden` [b, len, h]: a sentence embedding [b, h], as
+/// sentence-transformers pools.
+pub fn mean_pool(hidden: &Tensor, mask: &Tensor) -> Tensor {
+    let m = mask.to_kind(Kind::Float).unsqueeze(-1);
+    (hidden.to_kind(Kind::Float) * &m).sum_dim_intlist(1, false, Kind::Float)
+        / m.sum_dim_intlist(1, false, Kind::Float).clamp_min(1.0)
+}
+
+/// Mean over sequences of 1 − cos(student's mean-pooled hidden states, teacher's sentence
+/// embedding [b, h]).
+pub fn pooled_cos(student: &Tensor, teacher_pooled: &Tensor, mask: &Tensor) -> Tensor {
+    let cos = Tensor::cosine_similarity(
+        &mean_pool(student, mask),
+        &teacher_pooled.to_kind(Kind::Float),
+        -1,
+        1e-8,
+    );
+    (cos.ones_like() - cos).mean(Kind::Float)
+}
+
 /// TinyBERT's attention loss: MSE between pre-softmax scores [b, h, len, len], entries at
 /// padded keys zeroed in both (as TinyBERT zeroes the masked, very negative scores), averaged
 /// over every entry.

@@ -23,6 +23,7 @@ pub const COLUMNS: &[&str] = &[
     "attention_mse",
     "attention_kl",
     "value_relation",
+    "pooled_cos",
     "mlm_accuracy",
     "nsp_accuracy",
     "grad_norm",

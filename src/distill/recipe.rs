@@ -272,6 +272,10 @@ pub struct LossSection {
     pub attention_kl: LossWeight,
     #[serde(default)]
     pub value_relation: LossWeight,
+    /// 1 − cos between the student's and the teacher's sentence embeddings (mean-pooled
+    /// last hidden states), per sequence.
+    #[serde(default)]
+    pub pooled_cos: LossWeight,
 }
 
 impl Default for LossSection {
@@ -282,7 +286,7 @@ impl Default for LossSection {
 
 impl LossSection {
     /// (name, settings) of every loss, in a fixed order.
-    pub fn all(&self) -> [(&'static str, &LossWeight); 9] {
+    pub fn all(&self) -> [(&'static str, &LossWeight); 10] {
         [
             ("kd_mlm", &self.kd_mlm),
             ("kd_nsp", &self.kd_nsp),
@@ -293,6 +297,7 @@ impl LossSection {
             ("attention_mse", &self.attention_mse),
             ("attention_kl", &self.attention_kl),
             ("value_relation", &self.value_relation),
+            ("pooled_cos", &self.pooled_cos),
         ]
     }
 }
@@ -594,13 +599,13 @@ impl Recipe {
             if self.job == Job::Distill {
                 let live: Vec<&&str> = active
                     .iter()
-                    .filter(|n| !["kd_mlm", "kd_nsp", "mlm", "nsp"].contains(n))
+                    .filter(|n| !["kd_mlm", "kd_nsp", "mlm", "nsp", "pooled_cos"].contains(n))
                     .collect();
                 if !live.is_empty() {
                     return err(
                         "teacher.targets",
                         format!(
-                            "a target cache holds MLM and NSP logits only; {} need(s) the live teacher (remove teacher.targets or set their weights to 0)",
+                            "a target cache holds MLM and NSP logits and pooled embeddings only; {} need(s) the live teacher (remove teacher.targets or set their weights to 0)",
                             live.iter().map(|n| format!("losses.{n}")).collect::<Vec<_>>().join(", ")
                         ),
                     );

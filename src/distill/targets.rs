@@ -323,14 +323,10 @@ pub fn teacher_targets(
     let (values, ids) = mlm.to_kind(Kind::Float).topk(k, -1, true, true);
     let tail = super::losses::tail_log_mass(mlm, &ids, temperature);
     let pooled = pooled.then(|| {
-        let h = out.hidden_states.last().expect("has layers");
-        let m = batch
-            .inputs
-            .attention_mask
-            .to_kind(Kind::Float)
-            .unsqueeze(-1);
-        (h.to_kind(Kind::Float) * &m).sum_dim_intlist(1, false, Kind::Float)
-            / m.sum_dim_intlist(1, false, Kind::Float).clamp_min(1.0)
+        super::losses::mean_pool(
+            out.hidden_states.last().expect("has layers"),
+            &batch.inputs.attention_mask,
+        )
     });
     Ok(Targets {
         topk_ids: ids,

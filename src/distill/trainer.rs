@@ -118,6 +118,19 @@ fn plan(recipe: &Recipe, s: &bert::BertConfig, t: Option<&bert::BertConfig>) -> 
                 ));
             }
         }
+        if matches!(name, "pooled_cos" | "hidden_cos") {
+            if let Some(t) = t {
+                if t.hidden_size != s.hidden_size {
+                    return Err(err(
+                        "student.hidden_size".into(),
+                        format!(
+                            "{} differs from the teacher's {}, and losses.{name} compares hidden states directly",
+                            s.hidden_size, t.hidden_size
+                        ),
+                    ));
+                }
+            }
+        }
         if name.starts_with("attention") || name == "value_relation" {
             if let Some(t) = t {
                 if t.num_attention_heads != s.num_attention_heads {
@@ -208,7 +221,7 @@ fn compute(
         counts.push(match *name {
             "kd_mlm" => positions.size()[0] as f64,
             "mlm" => batch.masked_positions.size()[0] as f64,
-            "kd_nsp" | "nsp" => b,
+            "kd_nsp" | "nsp" | "pooled_cos" => b,
             "attention_mse" => b * len * len,
             _ => tokens(),
         });
@@ -238,6 +251,18 @@ fn compute(
             "mlm" => losses::cross_entropy(s.mlm_logits.as_ref().expect("asked for"), &mlm_labels),
             "nsp" => {
                 losses::cross_entropy(s.nsp_logits.as_ref().expect("asked for"), &batch.nsp_labels)
+            }
+            "pooled_cos" => {
+                let last = s.hidden_states.last().expect("has layers");
+                match batch.targets.as_ref().and_then(|tg| tg.pooled.as_ref()) {
+                    Some(p) => losses::pooled_cos(last, p, mask),
+                    None => {
+                        let t = need_t()?;
+                        let tp =
+                            losses::mean_pool(t.hidden_states.last().expect("has layers"), mask);
+                        losses::pooled_cos(last, &tp, mask)
+                    }
+                }
             }
             "hidden_cos" => {
                 let t = need_t()?;
@@ -548,6 +573,16 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
         Some(dir) => {
             let c = Cache::open(dir, &targets::key(recipe, &sets)?)?;
             c.check_temperature(recipe)?;
+            if !recipe.losses.pooled_cos.weight.is_zero() && !c.manifest.pooled {
+                return Err(Error::config(
+                    &recipe.path,
+                    "losses.pooled_cos",
+                    format!(
+                        "the target cache in {} holds no pooled embeddings (make it with teacher.targets.pooled: true)",
+                        dir.display()
+                    ),
+                ));
+            }
             Some(Arc::new(c))
         }
         None => None,
