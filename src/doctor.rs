@@ -14,6 +14,9 @@ pub struct Environment {
     pub cuda_devices: i64,
     pub cudnn_available: bool,
     pub threads: i32,
+    /// Data-parallel backends this build carries (Gloo always; NCCL when it was compiled
+    /// with the CUDA headers).
+    pub c10d_backends: Vec<&'static str>,
 }
 
 pub fn environment() -> Environment {
@@ -22,6 +25,11 @@ pub fn environment() -> Environment {
         cuda_devices: tch::Cuda::device_count(),
         cudnn_available: tch::Cuda::cudnn_is_available(),
         threads: tch::get_num_threads(),
+        c10d_backends: if crate::dist::has_nccl() {
+            vec!["gloo", "nccl"]
+        } else {
+            vec!["gloo"]
+        },
     }
 }
 

@@ -164,6 +164,7 @@ fn doctor_reports_environment_and_cpu_parity() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines[0]["cuda_available"], false);
+    assert_eq!(lines[0]["c10d_backends"][0], "gloo");
     assert_eq!(lines[1]["max_abs_last_hidden"].as_f64(), Some(0.0));
 }
 

@@ -320,3 +320,58 @@ fn two_ranks_under_torchrun_write_the_same_cache_as_one_process() {
         }
     }
 }
+
+#[test]
+fn a_run_from_the_cache_resumes_exactly_across_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = teacher(&dir.path().join("teacher"), 3);
+    let cache = dir.path().join("cache");
+    let cache_yaml = format!(", targets: {{dir: {}, top_k: 8}}", cache.display());
+    let path = recipe(dir.path(), &t, &cache_yaml, KD);
+    assert!(targets_cli(&path, &[]).status.success());
+    let batches = serde_json::from_str::<serde_json::Value>(
+        &std::fs::read_to_string(cache.join("manifest.json")).unwrap(),
+    )
+    .unwrap()["splits"]["train"]["batches"]
+        .as_u64()
+        .unwrap();
+    // Long enough to reshuffle into a third epoch; stopped and resumed inside the second.
+    let total = 2 * batches + 3;
+    let stop = batches + 2;
+    let run = |extra: &[String]| {
+        let out = common::destila()
+            .args(["distill", path.to_str().unwrap(), "--quiet"])
+            .args(["--set", "optimizer.schedule=constant", "--set"])
+            .arg(format!("training.checkpoint_every={stop}"))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let reference = dir.path().join("reference");
+    run(&[
+        "--set".into(),
+        format!("output={}", reference.display()),
+        "--set".into(),
+        format!("training.steps={total}"),
+    ]);
+    run(&["--set".into(), format!("training.steps={stop}")]);
+    run(&[
+        "--resume".into(),
+        "--set".into(),
+        format!("training.steps={total}"),
+    ]);
+    let (a, b) = (
+        train_losses(&reference.join("metrics.csv")),
+        train_losses(&dir.path().join("run/metrics.csv")),
+    );
+    assert_eq!(a.len(), total as usize);
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-6, "{a:?}\n{b:?}");
+    }
+}
