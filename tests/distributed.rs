@@ -206,7 +206,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn_rank(recipe: &Path, rank: usize, port: u16) -> Child {
+fn spawn_rank(recipe: &Path, rank: usize, port: u16, timeout_s: u32) -> Child {
     common::destila()
         .args(["distill", recipe.to_str().unwrap(), "--quiet"])
         .env("WORLD_SIZE", "2")
@@ -214,7 +214,7 @@ fn spawn_rank(recipe: &Path, rank: usize, port: u16) -> Child {
         .env("LOCAL_RANK", rank.to_string())
         .env("MASTER_ADDR", "127.0.0.1")
         .env("MASTER_PORT", port.to_string())
-        .env("DESTILA_DIST_TIMEOUT_S", "60")
+        .env("DESTILA_DIST_TIMEOUT_S", timeout_s.to_string())
         .env("OMP_NUM_THREADS", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -222,15 +222,19 @@ fn spawn_rank(recipe: &Path, rank: usize, port: u16) -> Child {
         .unwrap()
 }
 
-/// Kills `victim` once rank 0 has written a checkpoint; the survivor must exit non-zero,
-/// soon, naming the lost rank; the checkpoint stays loadable.
-fn kill_one(victim: usize) {
+/// Sends `signal` to `victim` once rank 0 has written a checkpoint; the survivor must exit
+/// non-zero within `within`, naming the lost rank; the checkpoint stays loadable. A killed
+/// rank closes its sockets (seen at once); a stopped one is found by the timeout.
+fn stop_one(victim: usize, signal: &str, timeout_s: u32, within: Duration) {
     let dir = tempfile::tempdir().unwrap();
     let t = teacher(&dir.path().join("teacher"));
     let r = common::recipe(dir.path(), &t, &body(4, 100_000));
     let path = dir.path().join("recipe.yaml");
     let port = free_port();
-    let mut ranks = vec![spawn_rank(&path, 0, port), spawn_rank(&path, 1, port)];
+    let mut ranks = vec![
+        spawn_rank(&path, 0, port, timeout_s),
+        spawn_rank(&path, 1, port, timeout_s),
+    ];
     let ckpt = r.output.join("checkpoints/step-000003/state.json");
     let t0 = Instant::now();
     while !ckpt.is_file() {
@@ -240,18 +244,17 @@ fn kill_one(victim: usize) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Command::new("kill")
-        .args(["-9", &ranks[victim].id().to_string()])
-        .status()
-        .unwrap();
-    ranks[victim].wait().unwrap();
+    let pid = ranks[victim].id().to_string();
+    Command::new("kill").args([signal, &pid]).status().unwrap();
     let survivor = ranks.remove(1 - victim);
     let t1 = Instant::now();
     let out = survivor.wait_with_output().unwrap();
     let took = t1.elapsed();
+    Command::new("kill").args(["-9", &pid]).status().unwrap();
+    ranks[0].wait().unwrap();
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the survivor must fail: {e}");
-    assert!(took < Duration::from_secs(30), "took {took:?}: {e}");
+    assert!(took < within, "took {took:?}: {e}");
     assert!(e.contains(&format!("lost rank {victim}")), "{e}");
     let kept = destila::distill::checkpoint::list(&r.output.join("checkpoints")).unwrap();
     destila::bert::load(kept.last().unwrap(), &Default::default()).unwrap();
@@ -259,10 +262,16 @@ fn kill_one(victim: usize) {
 
 #[test]
 fn a_killed_rank_1_stops_rank_0_with_its_name() {
-    kill_one(1);
+    stop_one(1, "-KILL", 60, Duration::from_secs(30));
 }
 
 #[test]
 fn a_killed_rank_0_stops_rank_1_with_its_name() {
-    kill_one(0);
+    stop_one(0, "-KILL", 60, Duration::from_secs(30));
+}
+
+#[test]
+fn a_hung_rank_stops_the_other_after_the_timeout() {
+    // SIGSTOP: the rank's sockets stay open; its peer waits out DESTILA_DIST_TIMEOUT_S.
+    stop_one(1, "-STOP", 5, Duration::from_secs(40));
 }
