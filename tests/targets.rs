@@ -181,6 +181,10 @@ fn a_cache_made_for_another_teacher_or_data_is_refused() {
     let other = teacher(&dir.path().join("other"), 4);
     let (ok, e) = distill(&["--set", &format!("teacher.checkpoint={}", other.display())]);
     assert!(!ok && e.contains("another teacher weights"), "{e}");
+    // The same vocabulary, read cased: another tokenizer.
+    let cased = common::fixtures().join("vocab-cased");
+    let (ok, e) = distill(&["--set", &format!("data.tokenizer={}", cased.display())]);
+    assert!(!ok && e.contains("another tokenizer"), "{e}");
     let (ok, e) = distill(&["--set", "losses.temperature=3.0"]);
     assert!(
         !ok && e.contains("losses.temperature") && e.contains("temperature 2"),
