@@ -47,18 +47,6 @@ fn torchrun() -> PathBuf {
     }
 }
 
-fn train_losses(metrics: &Path) -> Vec<(u64, f64)> {
-    let mut r = csv::Reader::from_path(metrics).unwrap();
-    let h = r.headers().unwrap().clone();
-    let col = |n: &str| h.iter().position(|x| x == n).unwrap();
-    let (split, step, loss) = (col("split"), col("step"), col("loss"));
-    r.records()
-        .map(|x| x.unwrap())
-        .filter(|x| &x[split] == "train")
-        .map(|x| (x[step].parse().unwrap(), x[loss].parse().unwrap()))
-        .collect()
-}
-
 fn assert_same(a: &[(u64, f64)], b: &[(u64, f64)], tol: f64) {
     assert_eq!(a.len(), b.len(), "{a:?}\n{b:?}");
     for ((sa, la), (sb, lb)) in a.iter().zip(b) {
@@ -110,11 +98,11 @@ fn two_ranks_with_batch_b_follow_one_process_with_batch_2b_and_resume() {
         .status()
         .unwrap();
     assert!(ok.success());
-    let reference = train_losses(&single.join("metrics.csv"));
+    let reference = common::train_losses(&single.join("metrics.csv"));
 
     // Two ranks of batch 4 under torchrun, 6 steps; then resumed from their checkpoint to 9.
     run_torchrun(&path, &[]);
-    let two = train_losses(&r.output.join("metrics.csv"));
+    let two = common::train_losses(&r.output.join("metrics.csv"));
     assert_same(&reference[..6], &two, 1e-5);
     let state: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(r.output.join("checkpoints/step-000006/state.json")).unwrap(),
@@ -122,7 +110,7 @@ fn two_ranks_with_batch_b_follow_one_process_with_batch_2b_and_resume() {
     .unwrap();
     assert_eq!(state["world"], 2);
     run_torchrun(&path, &["--resume", "--set", "training.steps=9"]);
-    let resumed = train_losses(&r.output.join("metrics.csv"));
+    let resumed = common::train_losses(&r.output.join("metrics.csv"));
     assert_same(&reference, &resumed, 1e-5);
 
     // A different number of processes is refused by name.
@@ -165,8 +153,8 @@ fn accumulation_and_unused_parameters_under_two_ranks() {
     assert!(ok.success());
     run_torchrun(&path, &[]);
     assert_same(
-        &train_losses(&single.join("metrics.csv")),
-        &train_losses(&r.output.join("metrics.csv")),
+        &common::train_losses(&single.join("metrics.csv")),
+        &common::train_losses(&r.output.join("metrics.csv")),
         1e-5,
     );
 }
@@ -195,7 +183,7 @@ fn heads_are_fitted_once_under_two_ranks() {
     let m = destila::bert::load(&heads, &Default::default()).unwrap();
     let has = m.report.unwrap().checkpoint_heads;
     assert!(has.mlm && has.nsp);
-    assert_eq!(train_losses(&r.output.join("metrics.csv")).len(), 3);
+    assert_eq!(common::train_losses(&r.output.join("metrics.csv")).len(), 3);
 }
 
 fn free_port() -> u16 {

@@ -204,17 +204,10 @@ fn a_cache_made_for_another_teacher_or_data_is_refused() {
     assert!(!ok && e.contains("no target cache here"), "{e}");
 }
 
-fn train_losses(metrics: &Path) -> Vec<f64> {
-    let mut r = csv::Reader::from_path(metrics).unwrap();
-    let h = r.headers().unwrap().clone();
-    let (split, loss) = (
-        h.iter().position(|x| x == "split").unwrap(),
-        h.iter().position(|x| x == "loss").unwrap(),
-    );
-    r.records()
-        .map(|x| x.unwrap())
-        .filter(|x| &x[split] == "train")
-        .map(|x| x[loss].parse().unwrap())
+fn losses_of(metrics: &Path) -> Vec<f64> {
+    common::train_losses(metrics)
+        .into_iter()
+        .map(|(_, l)| l)
         .collect()
 }
 
@@ -260,8 +253,8 @@ fn distilling_from_a_full_vocabulary_cache_follows_the_live_teacher() {
         String::from_utf8_lossy(&live.stderr)
     );
     let (a, b) = (
-        train_losses(&dir.path().join("run/metrics.csv")),
-        train_losses(&dir.path().join("live/metrics.csv")),
+        losses_of(&dir.path().join("run/metrics.csv")),
+        losses_of(&dir.path().join("live/metrics.csv")),
     );
     assert_eq!(a.len(), 6);
     eprintln!("cache {a:?}\nlive  {b:?}");
@@ -370,8 +363,8 @@ fn a_run_from_the_cache_resumes_exactly_across_epochs() {
         format!("training.steps={total}"),
     ]);
     let (a, b) = (
-        train_losses(&reference.join("metrics.csv")),
-        train_losses(&dir.path().join("run/metrics.csv")),
+        losses_of(&reference.join("metrics.csv")),
+        losses_of(&dir.path().join("run/metrics.csv")),
     );
     assert_eq!(a.len(), total as usize);
     assert_eq!(a.len(), b.len());

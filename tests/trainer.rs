@@ -4,14 +4,13 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use destila::bert::{self, Heads};
 use destila::distill::recipe::Recipe;
 use destila::distill::trainer::{run, RunOptions};
 
-use common::{corpus, recipe, root, tiny_teacher};
+use common::{corpus, recipe, root, tiny_teacher, train_losses};
 
 const SMALL: &str = "student: {layers: 1, init: from-teacher, teacher_layers: [1]}\n\
     losses: {temperature: 2.0, kd_mlm: {weight: 1.0}, kd_nsp: {weight: 1.0}, hidden_cos: {weight: 1.0}, mlm: {weight: 0.5}}\n\
@@ -59,15 +58,6 @@ fn tiny_distillation_lowers_the_held_out_loss() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["step-000020", "step-000030"]);
-}
-
-fn train_losses(metrics: &Path) -> Vec<(u64, f64)> {
-    destila::distill::metrics::read(metrics)
-        .unwrap()
-        .into_iter()
-        .filter(|r| r["split"] == "train")
-        .map(|r| (r["step"].parse().unwrap(), r["loss"].parse().unwrap()))
-        .collect()
 }
 
 #[test]

@@ -564,7 +564,7 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
     // Fresh weights (a random student, new heads) follow the recipe's seed.
     tch::manual_seed(recipe.seed as i64);
     // A target cache replaces the teacher in distillation; the teacher's weights still give
-    // the student its shape and (from-teacher) initial weights.
+    // the student its shape and (from-teacher) initial weights, and are then dropped.
     let cache_dir = match (recipe.job, recipe.teacher.as_ref()) {
         (Job::Distill, Some(t)) => t.targets.as_ref().map(|c| c.dir.clone()),
         _ => None,
@@ -588,33 +588,21 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
         None => None,
     };
     let (model, teacher) = match recipe.job {
-        Job::Distill if cache.is_some() => {
-            let t = recipe.teacher.as_ref().expect("validated");
-            let teacher = bert::load(
-                &t.checkpoint,
-                &LoadOptions {
-                    device,
-                    ..Default::default()
-                },
-            )?;
+        Job::Distill => {
+            let teacher = match &cache {
+                Some(_) => bert::load(
+                    &recipe.teacher.as_ref().expect("validated").checkpoint,
+                    &LoadOptions {
+                        device,
+                        ..Default::default()
+                    },
+                )?,
+                None => teacher_with_heads(recipe, need, device, opts)?,
+            };
             let s = recipe.student.as_ref().expect("validated");
             let base = teacher.config().clone();
             let model = student::build(s, &base, Some(&teacher), device, &recipe.path)?;
-            if teacher.config().vocab_size != model.config().vocab_size {
-                return Err(Error::Invalid(
-                    "the student's vocabulary differs from the teacher's".into(),
-                ));
-            }
-            (model, None)
-        }
-        Job::Distill => {
-            let teacher = teacher_with_heads(recipe, need, device, opts)?;
-            let s = recipe.student.as_ref().expect("validated");
-            let base = teacher.config().clone();
-            (
-                student::build(s, &base, Some(&teacher), device, &recipe.path)?,
-                Some(teacher),
-            )
+            (model, cache.is_none().then_some(teacher))
         }
         Job::Pretrain => {
             // The shape defaults come from the teacher's config when the recipe names one,

@@ -134,3 +134,13 @@ pub fn recipe(dir: &Path, teacher: &Path, body: &str) -> Recipe {
     std::fs::write(&path, &yaml).unwrap();
     Recipe::from_file(&path).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
 }
+
+/// (step, loss) of the train rows of a run's metrics.csv.
+pub fn train_losses(metrics: &Path) -> Vec<(u64, f64)> {
+    destila::distill::metrics::read(metrics)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r["split"] == "train")
+        .map(|r| (r["step"].parse().unwrap(), r["loss"].parse().unwrap()))
+        .collect()
+}
