@@ -96,26 +96,6 @@ int dst_store_add(dst_store* s, const char* key, int64_t delta, int64_t* value,
   return guarded(err, [&] { *value = s->store->add(key, delta); });
 }
 
-int dst_store_set(dst_store* s, const char* key, const uint8_t* data, size_t len,
-                  char** err) {
-  return guarded(err, [&] {
-    s->store->set(key, std::vector<uint8_t>(data, data + len));
-  });
-}
-
-// Waits (up to the store's timeout) for `key`; the value is malloc'd into *data.
-int dst_store_get(dst_store* s, const char* key, uint8_t** data, size_t* len,
-                  char** err) {
-  return guarded(err, [&] {
-    auto v = s->store->get(key);
-    *len = v.size();
-    *data = static_cast<uint8_t*>(std::malloc(v.size() + 1));
-    std::memcpy(*data, v.data(), v.size());
-  });
-}
-
-void dst_free_bytes(uint8_t* p) { std::free(p); }
-
 // A process group over `store` (its keys under `prefix`): backend "gloo" or "nccl".
 dst_group* dst_group_new(dst_store* s, const char* prefix, const char* backend, int rank,
                          int world, int64_t timeout_ms, char** err) {

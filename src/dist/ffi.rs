@@ -24,7 +24,6 @@ pub struct Work {
 
 extern "C" {
     pub fn dst_free_string(s: *mut c_char);
-    pub fn dst_free_bytes(p: *mut u8);
     pub fn dst_has_nccl() -> c_int;
     pub fn dst_store_new(
         host: *const c_char,
@@ -40,20 +39,6 @@ extern "C" {
         key: *const c_char,
         delta: i64,
         value: *mut i64,
-        err: *mut *mut c_char,
-    ) -> c_int;
-    pub fn dst_store_set(
-        s: *mut Store,
-        key: *const c_char,
-        data: *const u8,
-        len: usize,
-        err: *mut *mut c_char,
-    ) -> c_int;
-    pub fn dst_store_get(
-        s: *mut Store,
-        key: *const c_char,
-        data: *mut *mut u8,
-        len: *mut usize,
         err: *mut *mut c_char,
     ) -> c_int;
     pub fn dst_group_new(

@@ -71,32 +71,6 @@ impl Store {
         }
         Ok(v)
     }
-
-    fn set(&self, key: &str, value: &[u8]) -> std::result::Result<(), String> {
-        let k = ffi::cstring(key);
-        let mut err = ptr::null_mut();
-        // SAFETY: self.0 is a live store; value is a valid slice.
-        let rc = unsafe {
-            ffi::dst_store_set(self.0, k.as_ptr(), value.as_ptr(), value.len(), &mut err)
-        };
-        if rc != 0 {
-            return Err(ffi::take_error(err));
-        }
-        Ok(())
-    }
-
-    fn get(&self, key: &str) -> std::result::Result<Vec<u8>, String> {
-        let k = ffi::cstring(key);
-        let (mut data, mut len, mut err) = (ptr::null_mut(), 0usize, ptr::null_mut());
-        // SAFETY: self.0 is a live store; the bridge mallocs `len` bytes into `data`.
-        let rc = unsafe { ffi::dst_store_get(self.0, k.as_ptr(), &mut data, &mut len, &mut err) };
-        if rc != 0 {
-            return Err(ffi::take_error(err));
-        }
-        let v = unsafe { std::slice::from_raw_parts(data, len) }.to_vec();
-        unsafe { ffi::dst_free_bytes(data) };
-        Ok(v)
-    }
 }
 
 impl Drop for Store {
@@ -295,18 +269,6 @@ impl Group {
     pub fn barrier(&self) -> Result<()> {
         let t = Tensor::ones([1], (Kind::Float, self.device));
         self.sum_(&t)
-    }
-
-    /// Sends `value` from rank 0 to every rank, through the store.
-    pub fn share(&self, key: &str, value: Option<&[u8]>) -> Result<Vec<u8>> {
-        let s = self.store.as_ref().expect("live");
-        let key = format!("{}share/{key}", self.prefix);
-        if let Some(v) = value {
-            s.set(&key, v)
-                .map_err(|e| self.lost(&format!("store set {key}"), e))?;
-        }
-        s.get(&key)
-            .map_err(|e| self.lost(&format!("store get {key}"), e))
     }
 
     /// The error for a failed collective: which ranks stopped beating their heartbeat.
