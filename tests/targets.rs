@@ -59,25 +59,54 @@ fn targets_cli(recipe: &Path, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-const KD: &str =
-    "kd_mlm: {weight: 1.0}, kd_nsp: {weight: 1.0}, mlm: {weight: 0.5}, nsp: {weight: 0.5}";
+/// A tiny teacher and a recipe whose `teacher.targets` is `{dir: DIR/cache, <targets>}`.
+struct Setup {
+    dir: tempfile::TempDir,
+    teacher: PathBuf,
+    cache: PathBuf,
+    /// The `, targets: {...}` text inside the recipe's teacher section.
+    cache_yaml: String,
+    path: PathBuf,
+}
 
-#[test]
-fn a_cache_holds_the_teachers_top_k_and_nsp_logits_and_pooled_embeddings() {
+fn setup(targets: &str, losses: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let t = teacher(&dir.path().join("teacher"), 3);
+    let teacher = teacher(&dir.path().join("teacher"), 3);
     let cache = dir.path().join("cache");
-    let cache_yaml = format!(
-        ", targets: {{dir: {}, top_k: 5, pooled: true}}",
-        cache.display()
-    );
-    let path = recipe(dir.path(), &t, &cache_yaml, KD);
-    let out = targets_cli(&path, &[]);
+    let cache_yaml = format!(", targets: {{dir: {}, {targets}}}", cache.display());
+    let path = recipe(dir.path(), &teacher, &cache_yaml, losses);
+    Setup {
+        dir,
+        teacher,
+        cache,
+        cache_yaml,
+        path,
+    }
+}
+
+/// `out`, after checking that its command succeeded (its stderr otherwise).
+fn succeeded(out: std::process::Output) -> std::process::Output {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+const KD: &str =
+    "kd_mlm: {weight: 1.0}, kd_nsp: {weight: 1.0}, mlm: {weight: 0.5}, nsp: {weight: 0.5}";
+
+#[test]
+fn a_cache_holds_the_teachers_top_k_and_nsp_logits_and_pooled_embeddings() {
+    let Setup {
+        teacher: t,
+        cache,
+        path,
+        dir: _dir,
+        ..
+    } = setup("top_k: 5, pooled: true", KD);
+    let out = succeeded(targets_cli(&path, &[]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("bytes/token"), "{stdout}");
 
@@ -154,12 +183,8 @@ fn a_cache_holds_the_teachers_top_k_and_nsp_logits_and_pooled_embeddings() {
 
 #[test]
 fn a_cache_made_for_another_teacher_or_data_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = teacher(&dir.path().join("teacher"), 3);
-    let cache = dir.path().join("cache");
-    let cache_yaml = format!(", targets: {{dir: {}, top_k: 4}}", cache.display());
-    let path = recipe(dir.path(), &t, &cache_yaml, KD);
-    assert!(targets_cli(&path, &[]).status.success());
+    let Setup { dir, path, .. } = setup("top_k: 4", KD);
+    succeeded(targets_cli(&path, &[]));
     let distill = |extra: &[&str]| {
         let out = common::destila()
             .args(["distill", path.to_str().unwrap(), "--quiet", "--force"])
@@ -213,29 +238,19 @@ fn losses_of(metrics: &Path) -> Vec<f64> {
 
 #[test]
 fn distilling_from_a_full_vocabulary_cache_follows_the_live_teacher() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = teacher(&dir.path().join("teacher"), 3);
-    let cache = dir.path().join("cache");
-    let cache_yaml = format!(
-        ", targets: {{dir: {}, top_k: 100000, pooled: true}}",
-        cache.display()
-    );
     let losses = format!("{KD}, pooled_cos: {{weight: 1.0}}");
-    let path = recipe(dir.path(), &t, &cache_yaml, &losses);
-    let out = targets_cli(&path, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let from_cache = common::destila()
-        .args(["distill", path.to_str().unwrap(), "--quiet"])
-        .output()
-        .unwrap();
-    assert!(
-        from_cache.status.success(),
-        "{}",
-        String::from_utf8_lossy(&from_cache.stderr)
+    let Setup {
+        dir,
+        path,
+        cache_yaml,
+        ..
+    } = setup("top_k: 100000, pooled: true", &losses);
+    succeeded(targets_cli(&path, &[]));
+    succeeded(
+        common::destila()
+            .args(["distill", path.to_str().unwrap(), "--quiet"])
+            .output()
+            .unwrap(),
     );
     // The same recipe without the cache runs the teacher live.
     let live_yaml = std::fs::read_to_string(&path)
@@ -243,14 +258,11 @@ fn distilling_from_a_full_vocabulary_cache_follows_the_live_teacher() {
         .replace(&cache_yaml, "");
     let live_path = dir.path().join("live.yaml");
     std::fs::write(&live_path, live_yaml.replace("/run", "/live")).unwrap();
-    let live = common::destila()
-        .args(["distill", live_path.to_str().unwrap(), "--quiet"])
-        .output()
-        .unwrap();
-    assert!(
-        live.status.success(),
-        "{}",
-        String::from_utf8_lossy(&live.stderr)
+    succeeded(
+        common::destila()
+            .args(["distill", live_path.to_str().unwrap(), "--quiet"])
+            .output()
+            .unwrap(),
     );
     let (a, b) = (
         losses_of(&dir.path().join("run/metrics.csv")),
@@ -267,26 +279,24 @@ fn distilling_from_a_full_vocabulary_cache_follows_the_live_teacher() {
 
 #[test]
 fn two_ranks_under_torchrun_write_the_same_cache_as_one_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = teacher(&dir.path().join("teacher"), 3);
-    let one = dir.path().join("one");
-    let cache_yaml = format!(", targets: {{dir: {}, top_k: 6}}", one.display());
-    let path = recipe(dir.path(), &t, &cache_yaml, KD);
-    assert!(targets_cli(&path, &[]).status.success());
+    let Setup {
+        dir,
+        path,
+        cache: one,
+        ..
+    } = setup("top_k: 6", KD);
+    succeeded(targets_cli(&path, &[]));
     let two = dir.path().join("two");
     let torchrun = common::root().join(".venv/bin/torchrun");
-    let out = std::process::Command::new(&torchrun)
-        .args(["--standalone", "--nproc-per-node", "2", "--no-python"])
-        .arg(env!("CARGO_BIN_EXE_destila"))
-        .args(["targets", path.to_str().unwrap(), "--quiet", "--out"])
-        .arg(&two)
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        std::process::Command::new(&torchrun)
+            .args(["--standalone", "--nproc-per-node", "2", "--no-python"])
+            .arg(env!("CARGO_BIN_EXE_destila"))
+            .args(["targets", path.to_str().unwrap(), "--quiet", "--out"])
+            .arg(&two)
+            .env("OMP_NUM_THREADS", "1")
+            .output()
+            .unwrap(),
     );
     let r = Recipe::from_file(&path).unwrap();
     let tok = r.tokenizer().unwrap();
@@ -320,12 +330,10 @@ fn two_ranks_under_torchrun_write_the_same_cache_as_one_process() {
 
 #[test]
 fn a_run_from_the_cache_resumes_exactly_across_epochs() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = teacher(&dir.path().join("teacher"), 3);
-    let cache = dir.path().join("cache");
-    let cache_yaml = format!(", targets: {{dir: {}, top_k: 8}}", cache.display());
-    let path = recipe(dir.path(), &t, &cache_yaml, KD);
-    assert!(targets_cli(&path, &[]).status.success());
+    let Setup {
+        dir, path, cache, ..
+    } = setup("top_k: 8", KD);
+    succeeded(targets_cli(&path, &[]));
     let batches = serde_json::from_str::<serde_json::Value>(
         &std::fs::read_to_string(cache.join("manifest.json")).unwrap(),
     )
@@ -336,17 +344,14 @@ fn a_run_from_the_cache_resumes_exactly_across_epochs() {
     let total = 2 * batches + 3;
     let stop = batches + 2;
     let run = |extra: &[String]| {
-        let out = common::destila()
-            .args(["distill", path.to_str().unwrap(), "--quiet"])
-            .args(["--set", "optimizer.schedule=constant", "--set"])
-            .arg(format!("training.checkpoint_every={stop}"))
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeded(
+            common::destila()
+                .args(["distill", path.to_str().unwrap(), "--quiet"])
+                .args(["--set", "optimizer.schedule=constant", "--set"])
+                .arg(format!("training.checkpoint_every={stop}"))
+                .args(extra)
+                .output()
+                .unwrap(),
         );
     };
     let reference = dir.path().join("reference");
