@@ -94,4 +94,28 @@ if [ ! -f $HEADERS/cuda/include/crt/host_config.h ] || [ ! -d $HEADERS/cuda/incl
   mv "$hd/x/nvidia/cu13/include" $HEADERS/cuda/include
   rm -rf "$hd"
 fi
+# Evaluation material from a domain the shipped recipes do not train on (Australian news,
+# 2001), taken from the test data inside the PyPI wheel of gensim (LGPL-2.1; fetched here,
+# not redistributed): Lee, Pincombe and Welsh's 50 documents with the averaged human
+# similarity judgements of all 1,225 pairs (Lee et al. 2005), and 300 further news
+# documents (lee_background) for the teacher-vs-student similarity structure.
+EVAL=.cache/eval
+GENSIM=gensim==4.4.0
+GENSIM_SHA256=91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8
+if [ ! -f $EVAL/lee-pairs.csv ] || [ ! -f $EVAL/lee-background.txt ]; then
+  echo "setup: fetching the Lee document-similarity set ($GENSIM's test data) from PyPI"
+  ed=$(mktemp -d)
+  $PY -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    --python-version 3.11 --implementation cp --abi cp311 --platform manylinux_2_28_x86_64 \
+    $GENSIM -d "$ed"
+  whl=$(ls "$ed"/gensim-*.whl)
+  got=$(sha "$whl")
+  if [ "$got" != $GENSIM_SHA256 ]; then
+    echo "setup: checksum mismatch for $(basename "$whl"): got $got, want $GENSIM_SHA256" >&2
+    exit 1
+  fi
+  mkdir -p $EVAL
+  $PY scripts/eval_data.py "$whl" $EVAL
+  rm -rf "$ed"
+fi
 echo "setup: ok (venv: $($PY -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'); teacher: $TEACHER_DIR)"

@@ -154,6 +154,13 @@ enum Command {
         teacher: PathBuf,
         #[arg(long)]
         student: PathBuf,
+        /// The student's initialisation, evaluated too, with the gains over it (default:
+        /// the `init` folder beside the student, which `distill` writes, if there is one).
+        #[arg(long, conflicts_with = "no_init")]
+        init: Option<PathBuf>,
+        /// No baseline, even when an `init` folder is beside the student.
+        #[arg(long)]
+        no_init: bool,
         /// One sentence a line (default: sentences of --corpus).
         #[arg(long)]
         sentences: Option<PathBuf>,
@@ -649,6 +656,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval {
             teacher,
             student,
+            init,
+            no_init,
             sentences,
             pairs,
             corpus,
@@ -668,7 +677,26 @@ fn run(cli: Cli) -> Result<()> {
                 device: destila::device::parse(&device)?,
                 ..Default::default()
             };
-            let report = destila::eval::compare::evaluate(&teacher, &student, &opts)?;
+            let init = match (init, no_init) {
+                (_, true) => None,
+                (Some(i), _) => Some(i),
+                (None, false) => destila::eval::baseline::saved_init(&student),
+            };
+            if let Some(i) = &init {
+                if !i.join("config.json").is_file() {
+                    anyhow::bail!(
+                        "--init {}: no config.json there (a model folder, such as a run's init/)",
+                        i.display()
+                    );
+                }
+                println!("baseline: the student's initialisation {}", i.display());
+            }
+            let report = destila::eval::compare::evaluate_with_init(
+                &teacher,
+                &student,
+                init.as_deref(),
+                &opts,
+            )?;
             print!("{report}");
             for p in report.write(&out)? {
                 println!("wrote {}", p.display());

@@ -23,6 +23,12 @@ pub fn file_sha256(path: &Path) -> Result<String> {
     Ok(format!("{:x}", sha2::Sha256::digest(&bytes)))
 }
 
+/// SHA-256 of a text, hex.
+pub fn text_sha256(text: &str) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(text.as_bytes()))
+}
+
 /// One input: a single text or a pair (segment A, segment B).
 #[derive(Debug, Clone, Copy)]
 pub enum Text<'a> {

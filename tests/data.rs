@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use destila::data::config::{Documents, InvalidUtf8, Sentences, TextOptions};
 use destila::data::examples::{from_document, truncate_pair, ExampleParams};
-use destila::data::{self, shards, Batch, Cursor, DataConfig, Loader, LoaderOptions};
+use destila::data::{
+    self, shards, Batch, Cursor, DataConfig, ExampleFormat, Loader, LoaderOptions,
+};
 use destila::tokenize::BertTokenizer;
 use rand::SeedableRng;
 
@@ -308,6 +310,7 @@ fn examples_are_contiguous_spans_of_their_document() {
         max_seq_len: 64,
         short_seq_prob: 0.1,
         nsp_probability: 0.5,
+        format: ExampleFormat::Pairs,
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let contains = |hay: &[u32], needle: &[u32]| hay.windows(needle.len()).any(|w| w == needle);
@@ -342,6 +345,60 @@ fn examples_are_contiguous_spans_of_their_document() {
         }
     }
     assert!(is_next > 100 && not_next > 100, "{is_next} {not_next}");
+}
+
+#[test]
+fn sentence_examples_are_the_documents_sentences_one_by_one() {
+    let cache = tempfile::tempdir().unwrap();
+    let tok = tokenizer();
+    let mut cfg = austen_config(cache.path());
+    cfg.examples = ExampleFormat::Sentences;
+    cfg.max_seq_len = 32;
+    let sets = data::prepare(&cfg, &tok).unwrap();
+    let (corpus, docs) = (&sets.train.corpus, &sets.train.docs);
+    let p = data::loader_options(&cfg, &tok, 8, 0).examples;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let mut long = 0;
+    for pos in (0..docs.len()).step_by(11) {
+        let doc = docs[pos] as usize;
+        let mut out = Vec::new();
+        from_document(corpus, docs, pos, &p, &mut rng, &mut out);
+        // Concatenated, the examples are the document's tokens, in order, nothing lost.
+        let mut all = Vec::new();
+        for i in 0..corpus.num_sentences(doc) {
+            corpus.sentence(doc, i, &mut all);
+            long += (corpus.sentence_len(doc, i) > 30) as usize;
+        }
+        let joined: Vec<u32> = out.iter().flat_map(|x| x.a.clone()).collect();
+        assert_eq!(joined, all);
+        for x in &out {
+            assert!(x.b.is_empty() && !x.is_random_next);
+            assert!(!x.a.is_empty() && x.len() <= 32 && x.len() == x.a.len() + 2);
+        }
+    }
+    assert!(
+        long > 0,
+        "no sentence needed splitting: the test would not see pieces"
+    );
+    // In a batch: [CLS] S [SEP] and padding, one segment (type ids 0), NSP labels 0.
+    let mut l = Loader::new(
+        sets.train.corpus.clone(),
+        sets.train.docs.clone(),
+        options(&cfg, &tok, 8, 3),
+        Cursor::default(),
+    );
+    let b = l.next_batch().unwrap();
+    let (ids_, mask) = (ids(&b.inputs.input_ids), ids(&b.inputs.attention_mask));
+    let len = b.inputs.input_ids.size()[1] as usize;
+    for row in 0..8 {
+        let n: i64 = mask[row * len..(row + 1) * len].iter().sum();
+        let r = &ids_[row * len..(row + 1) * len];
+        assert_eq!(r[0], tok.cls_id as i64);
+        assert_eq!(r[n as usize - 1], tok.sep_id as i64);
+        assert_eq!(r.iter().filter(|&&t| t == tok.sep_id as i64).count(), 1);
+    }
+    assert_eq!(ids(&b.inputs.token_type_ids).iter().sum::<i64>(), 0);
+    assert_eq!(ids(&b.nsp_labels).iter().sum::<i64>(), 0);
 }
 
 #[test]

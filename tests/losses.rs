@@ -150,3 +150,66 @@ fn kd_topk_tail_keeps_the_rest_of_the_vocabulary_as_one_outcome() {
         kd(&teacher, &student, 2.0).double_value(&[]),
     );
 }
+
+#[test]
+fn pooled_mse_averages_over_sequences_and_units() {
+    // Squared differences 0, 4 (row 1) and 9, 16 (row 2): 29 / 4.
+    let s = t(&[1.0, 2.0, 0.0, 0.0], &[2, 2]);
+    let te = t(&[1.0, 0.0, 3.0, 4.0], &[2, 2]);
+    close(&pooled_mse(&s, &te), 7.25);
+}
+
+/// Student sentences [1,0], [0,1], [1,1]: cosines (1,2) 0, (1,3) and (2,3) 1/√2.
+/// Teacher sentences [1,0], [2,0], [0,3]: cosines (1,2) 1, (1,3) 0, (2,3) 0.
+fn relational_pair() -> (Tensor, Tensor) {
+    (
+        t(&[1.0, 0.0, 0.0, 1.0, 1.0, 1.0], &[3, 2]),
+        t(&[1.0, 0.0, 2.0, 0.0, 0.0, 3.0], &[3, 2]),
+    )
+}
+
+#[test]
+fn cosine_matrix_is_the_pairwise_cosines() {
+    let (s, _) = relational_pair();
+    let m = Vec::<f32>::try_from(cosine_matrix(&s).view([-1])).unwrap();
+    let r = std::f32::consts::FRAC_1_SQRT_2;
+    let want = [1.0, 0.0, r, 0.0, 1.0, r, r, r, 1.0];
+    for (g, w) in m.iter().zip(want) {
+        assert!((g - w).abs() < 1e-6, "{m:?}");
+    }
+}
+
+#[test]
+fn similarity_mse_compares_off_diagonal_cosines() {
+    // Off-diagonal differences: (1,2) 0 − 1, (1,3) and (2,3) 1/√2 − 0; squared 1, ½, ½, each
+    // twice (the matrix is symmetric): 4 over the 3·2 off-diagonal entries.
+    let (s, te) = relational_pair();
+    close(&similarity(&s, &te, Relation::Mse, 1.0), 4.0 / 6.0);
+    // Widths may differ: the teacher's sentences padded with a zero unit change nothing.
+    let wide = Tensor::cat(&[te.shallow_clone(), te.zeros_like().narrow(1, 0, 1)], 1);
+    close(&similarity(&s, &wide, Relation::Mse, 1.0), 4.0 / 6.0);
+    close(&similarity(&te, &te, Relation::Mse, 1.0), 0.0);
+    // One sentence has no pair.
+    close(
+        &similarity(&s.narrow(0, 0, 1), &te.narrow(0, 0, 1), Relation::Mse, 1.0),
+        0.0,
+    );
+}
+
+#[test]
+fn similarity_kl_over_rows_without_the_diagonal() {
+    // τ = 1. Row 1 over sentences (2, 3): teacher logits [1, 0] → p = [e, 1]/(e + 1);
+    // student [0, 1/√2] → q = [1, a]/(1 + a), a = e^{1/√2}. KL = Σ p ln(p/q) = 0.3355668960.
+    // Row 2 over (1, 3): the same numbers. Row 3 over (1, 2): teacher [0, 0], student
+    // [1/√2, 1/√2], both uniform: 0. Mean 2·0.3355668960/3 = 0.2237112640.
+    let (s, te) = relational_pair();
+    close(
+        &similarity(&s, &te, Relation::Kl, 1.0),
+        0.223_711_263_984_239_9,
+    );
+    // τ = ½ doubles every logit: KL per row 1.0979230399, mean 0.7319486932.
+    close(
+        &similarity(&s, &te, Relation::Kl, 0.5),
+        0.731_948_693_246_300_1,
+    );
+}

@@ -94,6 +94,16 @@ pub enum MlmPositions {
     Flat(Tensor),
 }
 
+impl Clone for MlmPositions {
+    fn clone(&self) -> Self {
+        match self {
+            MlmPositions::None => MlmPositions::None,
+            MlmPositions::All => MlmPositions::All,
+            MlmPositions::Flat(t) => MlmPositions::Flat(t.shallow_clone()),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct ForwardOptions {
     /// Return every layer's attention internals (scores, probabilities, q, k, v).

@@ -282,8 +282,10 @@ impl Loader {
         ids.extend_from_slice(&x.a);
         ids.push(o.sep_id);
         let a_len = ids.len();
-        ids.extend_from_slice(&x.b);
-        ids.push(o.sep_id);
+        if !x.b.is_empty() {
+            ids.extend_from_slice(&x.b);
+            ids.push(o.sep_id);
+        }
         let mut type_ids = vec![0u8; ids.len()];
         type_ids[a_len..].fill(1);
         let masked = mask(&mut ids, &o.masking, &mut self.epoch.mask_rng);

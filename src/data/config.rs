@@ -25,6 +25,16 @@ pub enum Sentences {
     Line,
 }
 
+/// What one training example holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExampleFormat {
+    /// BERT's: [CLS] A [SEP] B [SEP], B the true continuation or from another document.
+    Pairs,
+    /// One sentence: [CLS] S [SEP] (no NSP label), the input a sentence embedder sees.
+    Sentences,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum InvalidUtf8 {
@@ -60,6 +70,9 @@ fn d_sentences() -> Sentences {
 }
 fn d_invalid() -> InvalidUtf8 {
     InvalidUtf8::Error
+}
+fn d_examples() -> ExampleFormat {
+    ExampleFormat::Pairs
 }
 fn d_max_seq_len() -> usize {
     128
@@ -99,6 +112,9 @@ pub struct DataConfig {
     /// A checkpoint folder whose tokenizer to use (default: the teacher's).
     #[serde(default)]
     pub tokenizer: Option<PathBuf>,
+    /// `pairs` (NSP examples, BERT's) or `sentences` (one sentence per example).
+    #[serde(default = "d_examples")]
+    pub examples: ExampleFormat,
     #[serde(default = "d_max_seq_len")]
     pub max_seq_len: usize,
     #[serde(default = "d_short_seq_prob")]

@@ -16,6 +16,7 @@
 use rand::rngs::StdRng;
 use rand::Rng;
 
+use super::config::ExampleFormat;
 use super::shards::Corpus;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,9 +28,13 @@ pub struct Example {
 }
 
 impl Example {
-    /// Tokens with [CLS] A [SEP] B [SEP].
+    /// Tokens with [CLS] A [SEP] B [SEP], or [CLS] A [SEP] for a single sentence (B empty).
     pub fn len(&self) -> usize {
-        self.a.len() + self.b.len() + 3
+        if self.b.is_empty() {
+            self.a.len() + 2
+        } else {
+            self.a.len() + self.b.len() + 3
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -42,6 +47,7 @@ pub struct ExampleParams {
     pub max_seq_len: usize,
     pub short_seq_prob: f64,
     pub nsp_probability: f64,
+    pub format: ExampleFormat,
 }
 
 /// Removes tokens from the longer segment, from its front or back at random, until the
@@ -96,6 +102,21 @@ pub fn from_document(
     out: &mut Vec<Example>,
 ) {
     let doc = docs[pos] as usize;
+    if p.format == ExampleFormat::Sentences {
+        // One example per sentence (a longer one as consecutive pieces), B empty.
+        for seg in segments(corpus, doc, p.max_seq_len - 2) {
+            let mut a = Vec::new();
+            fetch(corpus, doc, seg, &mut a);
+            if !a.is_empty() {
+                out.push(Example {
+                    a,
+                    b: Vec::new(),
+                    is_random_next: false,
+                });
+            }
+        }
+        return;
+    }
     let max_tokens = p.max_seq_len - 3;
     let segs = segments(corpus, doc, max_tokens);
     let n = segs.len();

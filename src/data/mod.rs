@@ -14,7 +14,7 @@ pub mod stats;
 use std::sync::Arc;
 
 pub use batch::{Batch, Cursor, Loader, LoaderOptions, Masked, Targets};
-pub use config::DataConfig;
+pub use config::{DataConfig, ExampleFormat};
 pub use shards::Corpus;
 
 use crate::error::Result;
@@ -115,6 +115,7 @@ pub fn loader_options(
             max_seq_len: cfg.max_seq_len,
             short_seq_prob: cfg.short_seq_prob,
             nsp_probability: cfg.nsp_probability,
+            format: cfg.examples,
         },
         masking: masking::MaskParams {
             mlm_probability: cfg.mlm_probability,

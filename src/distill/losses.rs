@@ -120,6 +120,67 @@ pub fn pooled_cos(student: &Tensor, teacher_pooled: &Tensor, mask: &Tensor) -> T
     (cos.ones_like() - cos).mean(Kind::Float)
 }
 
+/// Mean squared error between sentence embeddings [b, h] (the student's and the teacher's
+/// mean-pooled last hidden states), averaged over sequences and units.
+pub fn pooled_mse(student_pooled: &Tensor, teacher_pooled: &Tensor) -> Tensor {
+    (student_pooled.to_kind(Kind::Float) - teacher_pooled.to_kind(Kind::Float))
+        .square()
+        .mean(Kind::Float)
+}
+
+/// The in-batch matrix of cosine similarities between sentence embeddings [b, h]: [b, b].
+pub fn cosine_matrix(pooled: &Tensor) -> Tensor {
+    let x = pooled.to_kind(Kind::Float);
+    let n = x
+        .norm_scalaropt_dim(2.0, [-1i64].as_slice(), true)
+        .clamp_min(1e-8);
+    let x = x / n;
+    x.matmul(&x.transpose(0, 1))
+}
+
+/// How `similarity` compares the two cosine matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Relation {
+    /// Mean squared difference of the off-diagonal entries.
+    Mse,
+    /// Per row, KL(softmax(teacher / τ) ‖ softmax(student / τ)) over the other sentences
+    /// of the batch, averaged over rows.
+    Kl,
+}
+
+/// The relational (similarity-structure) loss: the student's in-batch cosine matrix of
+/// sentence embeddings against the teacher's, so that the student ranks the batch's pairs
+/// as the teacher does, which is what the evaluator's structure Spearman measures. The
+/// diagonal (always 1) is left out. `student_pooled`, `teacher_pooled`: [b, h]; the widths
+/// may differ. A batch of one sentence has no pair and gives 0.
+pub fn similarity(
+    student_pooled: &Tensor,
+    teacher_pooled: &Tensor,
+    form: Relation,
+    temperature: f64,
+) -> Tensor {
+    let (s, t) = (cosine_matrix(student_pooled), cosine_matrix(teacher_pooled));
+    let b = s.size()[0];
+    if b < 2 {
+        return s.sum(Kind::Float) * 0.0;
+    }
+    let eye = Tensor::eye(b, (Kind::Float, s.device()));
+    let off = eye.ones_like() - &eye;
+    match form {
+        Relation::Mse => ((s - t).square() * &off).sum(Kind::Float) / (b * (b - 1)) as f64,
+        Relation::Kl => {
+            // The diagonal is pushed to −∞ in both, so each row is a distribution over the
+            // b − 1 other sentences.
+            let neg = &eye * -1e9;
+            let lt = (t / temperature + &neg).log_softmax(-1, Kind::Float);
+            let ls = (s / temperature + &neg).log_softmax(-1, Kind::Float);
+            let kl = (lt.exp() * (&lt - ls) * &off).sum_dim_intlist(-1, false, Kind::Float);
+            kl.mean(Kind::Float)
+        }
+    }
+}
+
 /// TinyBERT's attention loss: MSE between pre-softmax scores [b, h, len, len], entries at
 /// padded keys zeroed in both (as TinyBERT zeroes the masked, very negative scores), averaged
 /// over every entry.

@@ -24,6 +24,8 @@ pub const COLUMNS: &[&str] = &[
     "attention_kl",
     "value_relation",
     "pooled_cos",
+    "pooled_mse",
+    "similarity",
     "mlm_accuracy",
     "nsp_accuracy",
     "grad_norm",

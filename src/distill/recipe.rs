@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::DataConfig;
+use super::losses::Relation;
+use crate::data::{DataConfig, ExampleFormat};
 use crate::error::{Error, Result};
 use crate::tokenize::BertTokenizer;
 
@@ -125,14 +126,26 @@ pub struct HeadFit {
     pub steps: u64,
     #[serde(default = "d_fit_lr")]
     pub learning_rate: f64,
+    /// The share of tokens masked while fitting (BERT's 15%, whatever the distillation's).
+    #[serde(default = "d_mlm_probability")]
+    pub mlm_probability: f64,
+    /// Where fitted heads are kept for reuse by any run (keyed by the teacher's weights and
+    /// tokenizer, these settings, the seed and the data).
+    #[serde(default = "d_heads_cache")]
+    pub cache: PathBuf,
+}
+
+fn d_mlm_probability() -> f64 {
+    0.15
+}
+
+fn d_heads_cache() -> PathBuf {
+    PathBuf::from(".cache/heads")
 }
 
 impl Default for HeadFit {
     fn default() -> Self {
-        HeadFit {
-            steps: d_fit_steps(),
-            learning_rate: d_fit_lr(),
-        }
+        serde_yaml::from_str("{}").expect("defaults")
     }
 }
 
@@ -237,6 +250,28 @@ pub struct LossWeight {
     /// kd_mlm only: `masked` positions or `all` non-padding positions.
     #[serde(default = "d_masked")]
     pub positions: KdPositions,
+    /// Which input the loss reads: the `masked` sequence (what MLM needs) or the `clean`
+    /// one, the same sequence with every masked token restored. A loss on the clean view
+    /// costs one more forward of each model when another loss reads the masked view.
+    #[serde(default = "d_view")]
+    pub view: View,
+    /// similarity only: `mse` over the cosine matrices' entries, or `kl` over their rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<Relation>,
+    /// similarity with `form: kl` only: the softmax temperature over cosines (default 0.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum View {
+    Masked,
+    Clean,
+}
+
+fn d_view() -> View {
+    View::Masked
 }
 
 impl Default for LossWeight {
@@ -245,7 +280,20 @@ impl Default for LossWeight {
             weight: d_zero(),
             layers: None,
             positions: KdPositions::Masked,
+            view: View::Masked,
+            form: None,
+            temperature: None,
         }
+    }
+}
+
+impl LossWeight {
+    /// The similarity loss's comparison and temperature, with their defaults.
+    pub fn relation(&self) -> (Relation, f64) {
+        (
+            self.form.unwrap_or(Relation::Mse),
+            self.temperature.unwrap_or(0.1),
+        )
     }
 }
 
@@ -276,6 +324,13 @@ pub struct LossSection {
     /// last hidden states), per sequence.
     #[serde(default)]
     pub pooled_cos: LossWeight,
+    /// Mean squared error between the student's and the teacher's sentence embeddings.
+    #[serde(default)]
+    pub pooled_mse: LossWeight,
+    /// The relational loss: the student's in-batch matrix of sentence-embedding cosines
+    /// against the teacher's (`form: mse | kl`, `temperature` for kl).
+    #[serde(default)]
+    pub similarity: LossWeight,
 }
 
 impl Default for LossSection {
@@ -286,7 +341,7 @@ impl Default for LossSection {
 
 impl LossSection {
     /// (name, settings) of every loss, in a fixed order.
-    pub fn all(&self) -> [(&'static str, &LossWeight); 10] {
+    pub fn all(&self) -> [(&'static str, &LossWeight); 12] {
         [
             ("kd_mlm", &self.kd_mlm),
             ("kd_nsp", &self.kd_nsp),
@@ -298,6 +353,8 @@ impl LossSection {
             ("attention_kl", &self.attention_kl),
             ("value_relation", &self.value_relation),
             ("pooled_cos", &self.pooled_cos),
+            ("pooled_mse", &self.pooled_mse),
+            ("similarity", &self.similarity),
         ]
     }
 }
@@ -553,6 +610,64 @@ impl Recipe {
                 );
             }
         }
+        for (name, w) in self.losses.all() {
+            let f = |k: &str| format!("losses.{name}.{k}");
+            if w.view == View::Clean && ["mlm", "kd_mlm"].contains(&name) {
+                return err(
+                    &f("view"),
+                    "clean: the clean view has no masked tokens to predict (it would show the answers); MLM losses read the masked view".into(),
+                );
+            }
+            if name != "similarity" && (w.form.is_some() || w.temperature.is_some()) {
+                let k = if w.form.is_some() {
+                    "form"
+                } else {
+                    "temperature"
+                };
+                return err(
+                    &f(k),
+                    format!("only losses.similarity takes {k} (losses.temperature is the KD temperature)"),
+                );
+            }
+            if let Some(t) = w.temperature {
+                if !(t.is_finite() && t > 0.0) {
+                    return err(
+                        &f("temperature"),
+                        format!("{t} must be positive and finite"),
+                    );
+                }
+                if w.relation().0 != Relation::Kl {
+                    return err(&f("temperature"), "only with form: kl".into());
+                }
+            }
+            if self.data.examples == ExampleFormat::Sentences
+                && ["nsp", "kd_nsp"].contains(&name)
+                && !w.weight.is_zero()
+            {
+                return err(
+                    &f("weight"),
+                    "data.examples is sentences: single sentences have no next-sentence pair to predict".into(),
+                );
+            }
+        }
+        if let Some(t) = &self.teacher {
+            let f = &t.fit;
+            if f.steps == 0 {
+                return err("teacher.fit.steps", "must be at least 1".into());
+            }
+            if !(f.learning_rate.is_finite() && f.learning_rate > 0.0) {
+                return err(
+                    "teacher.fit.learning_rate",
+                    format!("{} must be positive and finite", f.learning_rate),
+                );
+            }
+            if !(f.mlm_probability > 0.0 && f.mlm_probability < 1.0) {
+                return err(
+                    "teacher.fit.mlm_probability",
+                    format!("{} must be in (0, 1)", f.mlm_probability),
+                );
+            }
+        }
         let needs_teacher = active.iter().any(|n| !["mlm", "nsp"].contains(n));
         match self.job {
             Job::Distill => {
@@ -599,7 +714,18 @@ impl Recipe {
             if self.job == Job::Distill {
                 let live: Vec<&&str> = active
                     .iter()
-                    .filter(|n| !["kd_mlm", "kd_nsp", "mlm", "nsp", "pooled_cos"].contains(n))
+                    .filter(|n| {
+                        ![
+                            "kd_mlm",
+                            "kd_nsp",
+                            "mlm",
+                            "nsp",
+                            "pooled_cos",
+                            "pooled_mse",
+                            "similarity",
+                        ]
+                        .contains(n)
+                    })
                     .collect();
                 if !live.is_empty() {
                     return err(
@@ -608,6 +734,17 @@ impl Recipe {
                             "a target cache holds MLM and NSP logits and pooled embeddings only; {} need(s) the live teacher (remove teacher.targets or set their weights to 0)",
                             live.iter().map(|n| format!("losses.{n}")).collect::<Vec<_>>().join(", ")
                         ),
+                    );
+                }
+                if let Some((name, _)) = self
+                    .losses
+                    .all()
+                    .into_iter()
+                    .find(|(_, w)| !w.weight.is_zero() && w.view == View::Clean)
+                {
+                    return err(
+                        &format!("losses.{name}.view"),
+                        "clean: a target cache holds the teacher's outputs on the masked sequences only (remove teacher.targets, or use view: masked)".into(),
                     );
                 }
                 if self.losses.kd_mlm.positions == KdPositions::All && active.contains(&"kd_mlm") {

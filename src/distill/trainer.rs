@@ -17,7 +17,7 @@ use super::checkpoint::{self as ckpt, TrainerState};
 use super::losses;
 use super::metrics::{self, Metrics, Row};
 use super::optim::{AdamW, LossScaler};
-use super::recipe::{HeadPolicy, Job, KdPositions, LossWeight, Recipe, Scheduled};
+use super::recipe::{HeadPolicy, Job, KdPositions, LossWeight, Recipe, Scheduled, View};
 use super::schedule::lr_factor;
 use super::student;
 use super::targets::{self, Cache, CacheLoader};
@@ -56,8 +56,9 @@ type Active = (&'static str, Scheduled, Vec<(usize, usize)>);
 /// The active losses with their layer pairs resolved.
 struct Plan {
     active: Vec<Active>,
+    /// Each active loss's settings (its view, the similarity loss's form), as `active`.
+    settings: Vec<LossWeight>,
     kd_all_positions: bool,
-    attentions: bool,
 }
 
 impl Plan {
@@ -95,6 +96,7 @@ fn plan(recipe: &Recipe, s: &bert::BertConfig, t: Option<&bert::BertConfig>) -> 
     let ls = s.num_hidden_layers as usize;
     let lt = t.map(|t| t.num_hidden_layers as usize).unwrap_or(ls);
     let mut active = Vec::new();
+    let mut settings = Vec::new();
     let err = |f: String, m: String| Error::config(&recipe.path, f, m);
     for (name, w) in recipe.losses.all() {
         let w: &LossWeight = w;
@@ -118,7 +120,7 @@ fn plan(recipe: &Recipe, s: &bert::BertConfig, t: Option<&bert::BertConfig>) -> 
                 ));
             }
         }
-        if matches!(name, "pooled_cos" | "hidden_cos") {
+        if matches!(name, "pooled_cos" | "pooled_mse" | "hidden_cos") {
             if let Some(t) = t {
                 if t.hidden_size != s.hidden_size {
                     return Err(err(
@@ -145,14 +147,38 @@ fn plan(recipe: &Recipe, s: &bert::BertConfig, t: Option<&bert::BertConfig>) -> 
             }
         }
         active.push((name, w.weight, pairs));
+        settings.push(w.clone());
     }
     Ok(Plan {
-        attentions: active
-            .iter()
-            .any(|(n, _, _)| n.starts_with("attention") || *n == "value_relation"),
         kd_all_positions: recipe.losses.kd_mlm.positions == KdPositions::All,
         active,
+        settings,
     })
+}
+
+impl Plan {
+    /// Whether an active loss reads `view`.
+    fn reads(&self, view: View) -> bool {
+        self.settings.iter().any(|w| w.view == view)
+    }
+
+    /// Whether an active loss on `view` needs the attention internals.
+    fn attentions(&self, view: View) -> bool {
+        self.active
+            .iter()
+            .zip(&self.settings)
+            .any(|((n, _, _), w)| {
+                w.view == view && (n.starts_with("attention") || *n == "value_relation")
+            })
+    }
+
+    /// Whether an active loss named in `names` reads `view`.
+    fn reads_any(&self, view: View, names: &[&str]) -> bool {
+        self.active
+            .iter()
+            .zip(&self.settings)
+            .any(|((n, _, _), w)| w.view == view && names.contains(n))
+    }
 }
 
 /// What one batch gives: raw loss components, and what accuracy needs.
@@ -164,6 +190,59 @@ struct Computed {
     student: BertOutput,
     /// Labels of the rows of `student.mlm_logits` (-100 where not masked).
     mlm_labels: Tensor,
+}
+
+/// The batch with every masked token restored: what a loss on the clean view reads.
+fn clean_inputs(batch: &Batch) -> bert::Inputs {
+    let ids = &batch.inputs.input_ids;
+    bert::Inputs {
+        input_ids: ids.where_self(&batch.labels.eq(-100), &batch.labels),
+        attention_mask: batch.inputs.attention_mask.shallow_clone(),
+        token_type_ids: batch.inputs.token_type_ids.shallow_clone(),
+    }
+}
+
+/// One view's forward outputs: the student's, and the teacher's when there is one.
+struct Forward {
+    student: BertOutput,
+    teacher: Option<BertOutput>,
+}
+
+/// The forwards of one view: `mlm` the positions where MLM logits are asked for.
+fn forward_view(
+    plan: &Plan,
+    view: View,
+    model: &Model,
+    teacher: Option<&Model>,
+    inputs: &bert::Inputs,
+    mlm: &MlmPositions,
+    train: bool,
+) -> Result<Forward> {
+    let attentions = plan.attentions(view);
+    let s_opts = ForwardOptions {
+        attentions,
+        mlm: mlm.clone(),
+        nsp: plan.reads_any(view, &["nsp", "kd_nsp"]) || view == View::Masked,
+        train,
+    };
+    let student = model.forward(inputs, &s_opts)?;
+    let teacher = match teacher {
+        Some(t) => {
+            let t_opts = ForwardOptions {
+                attentions,
+                mlm: if plan.reads_any(view, &["kd_mlm"]) {
+                    mlm.clone()
+                } else {
+                    MlmPositions::None
+                },
+                nsp: plan.reads_any(view, &["kd_nsp"]),
+                train: false,
+            };
+            Some(tch::no_grad(|| t.forward(inputs, &t_opts))?)
+        }
+        None => None,
+    };
+    Ok(Forward { student, teacher })
 }
 
 fn compute(
@@ -182,32 +261,35 @@ fn compute(
         batch.masked_positions.shallow_clone()
     };
     let mlm_labels = batch.labels.view([-1]).index_select(0, &positions);
-    let s_opts = ForwardOptions {
-        attentions: plan.attentions,
-        mlm: MlmPositions::Flat(positions.shallow_clone()),
-        nsp: true,
-        train,
+    // One forward of each model per view that an active loss reads; the masked one first,
+    // so that a run with no clean-view loss computes exactly what it did before views.
+    let masked = if plan.reads(View::Masked) {
+        let mlm = MlmPositions::Flat(positions.shallow_clone());
+        Some(forward_view(
+            plan,
+            View::Masked,
+            model,
+            teacher,
+            &batch.inputs,
+            &mlm,
+            train,
+        )?)
+    } else {
+        None
     };
-    let s = model.forward(&batch.inputs, &s_opts)?;
-    let t = match teacher {
-        Some(t) => {
-            let t_opts = ForwardOptions {
-                attentions: plan.attentions,
-                mlm: if plan.has("kd_mlm") {
-                    MlmPositions::Flat(positions.shallow_clone())
-                } else {
-                    MlmPositions::None
-                },
-                nsp: plan.has("kd_nsp"),
-                train: false,
-            };
-            Some(tch::no_grad(|| t.forward(&batch.inputs, &t_opts))?)
-        }
-        None => None,
-    };
-    let need_t = || {
-        t.as_ref()
-            .ok_or_else(|| Error::Invalid("this loss needs a teacher".into()))
+    let clean = if plan.reads(View::Clean) {
+        let inputs = clean_inputs(batch);
+        Some(forward_view(
+            plan,
+            View::Clean,
+            model,
+            teacher,
+            &inputs,
+            &MlmPositions::None,
+            train,
+        )?)
+    } else {
+        None
     };
     let mean = |pairs: &[(usize, usize)], f: &dyn Fn(usize, usize) -> Tensor| {
         let terms: Vec<Tensor> = pairs.iter().map(|&(a, b)| f(a, b)).collect();
@@ -217,14 +299,36 @@ fn compute(
     let mut counts = Vec::new();
     let tokens = || mask.sum(Kind::Float).double_value(&[]);
     let (b, len) = (mask.size()[0] as f64, mask.size()[1] as f64);
-    for (name, _, pairs) in &plan.active {
+    for ((name, _, pairs), w) in plan.active.iter().zip(&plan.settings) {
+        let f = match w.view {
+            View::Masked => masked.as_ref(),
+            View::Clean => clean.as_ref(),
+        }
+        .expect("the view's forward ran");
+        let s = &f.student;
+        let need_t = || {
+            f.teacher
+                .as_ref()
+                .ok_or_else(|| Error::Invalid("this loss needs a teacher".into()))
+        };
         counts.push(match *name {
             "kd_mlm" => positions.size()[0] as f64,
             "mlm" => batch.masked_positions.size()[0] as f64,
-            "kd_nsp" | "nsp" | "pooled_cos" => b,
+            "kd_nsp" | "nsp" | "pooled_cos" | "pooled_mse" | "similarity" => b,
             "attention_mse" => b * len * len,
             _ => tokens(),
         });
+        // The teacher's sentence embedding: from the cache, or mean-pooled live.
+        let teacher_pooled = || -> Result<Tensor> {
+            match batch.targets.as_ref().and_then(|tg| tg.pooled.as_ref()) {
+                Some(p) => Ok(p.shallow_clone()),
+                None => Ok(losses::mean_pool(
+                    need_t()?.hidden_states.last().expect("has layers"),
+                    mask,
+                )),
+            }
+        };
+        let last = s.hidden_states.last().expect("has layers");
         let v = match *name {
             "kd_mlm" => match &batch.targets {
                 Some(tg) => losses::kd_topk_tail(
@@ -252,17 +356,16 @@ fn compute(
             "nsp" => {
                 losses::cross_entropy(s.nsp_logits.as_ref().expect("asked for"), &batch.nsp_labels)
             }
-            "pooled_cos" => {
-                let last = s.hidden_states.last().expect("has layers");
-                match batch.targets.as_ref().and_then(|tg| tg.pooled.as_ref()) {
-                    Some(p) => losses::pooled_cos(last, p, mask),
-                    None => {
-                        let t = need_t()?;
-                        let tp =
-                            losses::mean_pool(t.hidden_states.last().expect("has layers"), mask);
-                        losses::pooled_cos(last, &tp, mask)
-                    }
-                }
+            "pooled_cos" => losses::pooled_cos(last, &teacher_pooled()?, mask),
+            "pooled_mse" => losses::pooled_mse(&losses::mean_pool(last, mask), &teacher_pooled()?),
+            "similarity" => {
+                let (form, tau) = w.relation();
+                losses::similarity(
+                    &losses::mean_pool(last, mask),
+                    &teacher_pooled()?,
+                    form,
+                    tau,
+                )
             }
             "hidden_cos" => {
                 let t = need_t()?;
@@ -300,10 +403,15 @@ fn compute(
         };
         components.push((*name, v));
     }
+    let student = match (masked, clean) {
+        (Some(m), _) => m.student,
+        (None, Some(c)) => c.student,
+        (None, None) => return Err(Error::Invalid("no active loss".into())),
+    };
     Ok(Computed {
         components,
         counts,
-        student: s,
+        student,
         mlm_labels,
     })
 }
@@ -318,8 +426,9 @@ fn weights_at(plan: &Plan, step: u64, total: u64) -> Vec<f64> {
 struct Eval {
     components: BTreeMap<&'static str, f64>,
     loss: f64,
-    mlm_accuracy: f64,
-    nsp_accuracy: f64,
+    /// None when no loss reads the masked view (the student predicted nothing).
+    mlm_accuracy: Option<f64>,
+    nsp_accuracy: Option<f64>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -372,8 +481,8 @@ fn evaluate(
     Ok(Eval {
         components,
         loss,
-        mlm_accuracy: mlm_ok / mlm_n.max(1.0),
-        nsp_accuracy: nsp_ok / nsp_n.max(1.0),
+        mlm_accuracy: (mlm_n > 0.0).then(|| mlm_ok / mlm_n),
+        nsp_accuracy: (nsp_n > 0.0).then(|| nsp_ok / nsp_n),
     })
 }
 
@@ -433,41 +542,41 @@ pub(crate) fn teacher_with_heads(
     }
     drop(teacher);
     let dir = recipe.output.join("teacher-heads");
+    let sub = fit_recipe(recipe);
+    // What the fitted heads depend on: the teacher's weights and tokenizer (by content, so a
+    // moved teacher still matches), the fit's settings, seed and data.
     let key = serde_json::json!({
-        "teacher": t.checkpoint.display().to_string(),
         "weights_sha256": weights_digest(&t.checkpoint)?,
+        "tokenizer": recipe.tokenizer()?.fingerprint(),
         "fit": t.fit,
         "seed": recipe.seed,
-        "data": recipe.data,
-        "batch_size": recipe.training.batch_size,
+        "data": sub.data,
+        "batch_size": sub.training.batch_size,
     });
-    let key_path = dir.join("fit.json");
-    let cached = std::fs::read_to_string(&key_path)
-        .ok()
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-        .is_some_and(|k| k == key);
-    if cached && dir.join("model.safetensors").is_file() {
-        eprintln!("teacher heads: reusing {}", dir.display());
-        return load(&dir);
+    let shared = t
+        .fit
+        .cache
+        .join(&crate::tokenize::text_sha256(&key.to_string())[..16]);
+    for candidate in [&dir, &shared] {
+        match cached_heads(candidate, &key) {
+            Ok(()) => {
+                eprintln!("teacher heads: reusing {}", candidate.display());
+                if candidate == &shared && is_main(&opts.group) {
+                    copy_dir(&shared, &dir)?;
+                }
+                barrier(&opts.group)?;
+                return load(&dir);
+            }
+            Err(Some(why)) => {
+                eprintln!("teacher heads: not reusing {}: {why}", candidate.display())
+            }
+            Err(None) => {}
+        }
     }
     eprintln!(
         "teacher heads: the teacher has no {missing} head; fitting MLM and NSP heads ({} steps)",
         t.fit.steps
     );
-    let mut sub = recipe.clone();
-    sub.job = Job::FitHeads;
-    sub.student = None;
-    sub.output = recipe.output.join("teacher-heads-run");
-    sub.losses = Default::default();
-    sub.losses.mlm.weight = Scheduled::Constant(1.0);
-    sub.losses.nsp.weight = Scheduled::Constant(1.0);
-    sub.optimizer.learning_rate = t.fit.learning_rate;
-    sub.optimizer.warmup_steps = t.fit.steps / 10;
-    sub.training.steps = t.fit.steps;
-    sub.training.gradient_accumulation = 1;
-    sub.training.eval_every = 0;
-    sub.training.checkpoint_every = 0;
-    sub.training.keep_checkpoints = 1;
     let summary = run(
         &sub,
         &RunOptions {
@@ -478,14 +587,93 @@ pub(crate) fn teacher_with_heads(
         },
     )?;
     if is_main(&opts.group) {
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::rename(&summary.final_model, &dir).map_err(|e| Error::io(&dir, e))?;
         let _ = std::fs::remove_dir_all(sub.output.join("checkpoints"));
+        let _ = std::fs::remove_dir_all(sub.output.join("init"));
+        let key_path = summary.final_model.join("fit.json");
         std::fs::write(&key_path, serde_json::to_string_pretty(&key).expect("json"))
             .map_err(|e| Error::io(&key_path, e))?;
+        // Into the shared cache (other runs and recipes reuse it), then beside the run.
+        copy_dir(&summary.final_model, &shared)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&summary.final_model, &dir).map_err(|e| Error::io(&dir, e))?;
     }
     barrier(&opts.group)?;
     load(&dir)
+}
+
+/// The fit-heads job a distillation recipe runs on its teacher: MLM and NSP on BERT's own
+/// examples (sentence pairs, `teacher.fit.mlm_probability` of the tokens masked), whatever
+/// views and example format the distillation itself uses.
+fn fit_recipe(recipe: &Recipe) -> Recipe {
+    let t = recipe.teacher.as_ref().expect("validated");
+    let mut sub = recipe.clone();
+    sub.job = Job::FitHeads;
+    sub.student = None;
+    sub.output = recipe.output.join("teacher-heads-run");
+    sub.data.examples = crate::data::ExampleFormat::Pairs;
+    sub.data.mlm_probability = t.fit.mlm_probability;
+    sub.losses = Default::default();
+    sub.losses.mlm.weight = Scheduled::Constant(1.0);
+    sub.losses.nsp.weight = Scheduled::Constant(1.0);
+    sub.optimizer.learning_rate = t.fit.learning_rate;
+    sub.optimizer.warmup_steps = t.fit.steps / 10;
+    sub.training.steps = t.fit.steps;
+    sub.training.gradient_accumulation = 1;
+    sub.training.eval_every = 0;
+    sub.training.checkpoint_every = 0;
+    sub.training.keep_checkpoints = 1;
+    sub
+}
+
+/// Whether `dir` holds heads fitted under `key`: Ok, or Err(Some(why not)) when it holds
+/// heads fitted otherwise (another teacher, tokenizer, fit or data: named), Err(None) when
+/// it holds none.
+fn cached_heads(dir: &Path, key: &serde_json::Value) -> std::result::Result<(), Option<String>> {
+    let text = std::fs::read_to_string(dir.join("fit.json")).map_err(|_| None)?;
+    if !dir.join("model.safetensors").is_file() {
+        return Err(None);
+    }
+    let found: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Some(format!("its fit.json is unreadable ({e})")))?;
+    let what = |k: &str| match k {
+        "weights_sha256" => "another teacher (its weights differ)",
+        "tokenizer" => "another tokenizer",
+        "fit" => "other teacher.fit settings",
+        "seed" => "another seed",
+        "data" => "other data settings",
+        _ => "another batch size",
+    };
+    let differs: Vec<&str> = key
+        .as_object()
+        .expect("an object")
+        .iter()
+        .filter(|(k, v)| found.get(k.as_str()) != Some(*v))
+        .map(|(k, _)| what(k))
+        .collect();
+    if differs.is_empty() {
+        Ok(())
+    } else {
+        Err(Some(format!("fitted for {}", differs.join(", "))))
+    }
+}
+
+/// Copies the files of folder `from` to `to` (under a temporary name, then renamed).
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    let parent = to.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let name = to.file_name().and_then(|n| n.to_str()).unwrap_or("dir");
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+        let entry = entry.map_err(|e| Error::io(from, e))?;
+        if entry.path().is_file() {
+            let dst = tmp.join(entry.file_name());
+            std::fs::copy(entry.path(), &dst).map_err(|e| Error::io(&dst, e))?;
+        }
+    }
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::rename(&tmp, to).map_err(|e| Error::io(to, e))
 }
 
 fn is_main(group: &Option<Arc<Group>>) -> bool {
@@ -690,6 +878,11 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
         _ => None,
     };
 
+    // The student as it starts (step 0): the baseline `destila eval --init` measures the
+    // trained student against. Written on a fresh start only; a resumed run keeps it.
+    if main && recipe.job != Job::FitHeads && (existing.is_empty() || !opts.resume) {
+        save_model(&model, &tok_dir, &out.join("init"))?;
+    }
     let (mut model, mut teacher) = (model, teacher);
     if kind != Kind::Float {
         model.vs.set_kind(kind);
@@ -726,6 +919,19 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
         cache,
     };
     train(recipe, opts, started, prepared)
+}
+
+/// `model` as an HF folder with the tokenizer files at `dir`, written under a temporary
+/// name and renamed (replacing what the run wrote there before).
+fn save_model(model: &Model, tok_dir: &Path, dir: &Path) -> Result<()> {
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("model");
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    bert::save(model, &tmp)?;
+    ckpt::copy_tokenizer(tok_dir, &tmp)?;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))
 }
 
 /// Everything `train` runs with, built by `run`.
@@ -953,8 +1159,12 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
         for (n, v) in &e.components {
             row.set(n, *v);
         }
-        row.set("mlm_accuracy", e.mlm_accuracy)
-            .set("nsp_accuracy", e.nsp_accuracy);
+        if let Some(a) = e.mlm_accuracy {
+            row.set("mlm_accuracy", a);
+        }
+        if let Some(a) = e.nsp_accuracy {
+            row.set("nsp_accuracy", a);
+        }
         metrics.write(&row)?;
         let parts: Vec<String> = e
             .components
@@ -963,11 +1173,13 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
             .collect();
         bar.suspend(|| {
             eprintln!(
-                "{job} step {step}: validation loss {:.4} ({}), MLM accuracy {:.3}, NSP accuracy {:.3}",
+                "{job} step {step}: validation loss {:.4} ({}){}",
                 e.loss,
                 parts.join(", "),
-                e.mlm_accuracy,
-                e.nsp_accuracy
+                match (e.mlm_accuracy, e.nsp_accuracy) {
+                    (Some(m), Some(n)) => format!(", MLM accuracy {m:.3}, NSP accuracy {n:.3}"),
+                    _ => String::new(),
+                }
             )
         });
         Ok(Some(e.loss))
@@ -1171,15 +1383,10 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
     }
 
     // The final model as an HF folder (fp32), with the tokenizer.
-    let tmp = out.join(format!(".final.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
     if kind != Kind::Float {
         model.vs.set_kind(Kind::Float);
     }
-    bert::save(&model, &tmp)?;
-    ckpt::copy_tokenizer(&tok_dir, &tmp)?;
-    let _ = std::fs::remove_dir_all(&final_dir);
-    std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+    save_model(&model, &tok_dir, &final_dir)?;
 
     metrics::plot(
         &metrics_path,

@@ -101,6 +101,9 @@ pub struct EvalReport {
     pub heads_note: Option<String>,
     pub judgements: Option<Judgements>,
     pub posto: BTreeMap<String, Contrast>,
+    /// The same evaluation of the student's initialisation, and the gains over it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<super::baseline::Baseline>,
     /// (teacher, student) cosine of a sample of sentence pairs, mean pooling, for the plot.
     #[serde(skip)]
     pub scatter: Vec<(f64, f64)>,
@@ -196,6 +199,21 @@ pub fn read_pairs(path: &Path) -> Result<Vec<(String, String, f64)>> {
             out.len()
         )));
     }
+    if let Some(i) = out.iter().position(|p| !p.2.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "{}: line {}: score {} is not a finite number",
+            path.display(),
+            i + 2,
+            out[i].2
+        )));
+    }
+    if out.iter().all(|p| p.2 == out[0].2) {
+        return Err(Error::Invalid(format!(
+            "{}: every score is {}: with no variance a rank correlation is undefined",
+            path.display(),
+            out[0].2
+        )));
+    }
     Ok(out)
 }
 
@@ -277,10 +295,16 @@ fn heads(
             s.model.bert.heads.describe()
         )));
     }
+    // No longer than either model's positions reach.
+    let positions = |m: &Model| m.config().max_position_embeddings.max(8) as usize;
+    let max_len = opts
+        .max_len
+        .min(positions(&t.model))
+        .min(positions(&s.model));
     let cfg: DataConfig = serde_yaml::from_str(&format!(
         "train: {}\nmax_seq_len: {}\ncache_dir: {}\n",
         serde_json::to_string(&opts.corpus).expect("json"),
-        opts.max_len,
+        max_len,
         serde_json::to_string(&opts.cache_dir).expect("json"),
     ))
     .map_err(|e| Error::Invalid(format!("eval corpus options: {e}")))?;
@@ -401,15 +425,27 @@ pub fn evaluate(teacher: &Path, student: &Path, opts: &EvalOptions) -> Result<Ev
         None => None,
         Some(p) => {
             let pairs = read_pairs(p)?;
-            let (a, b): (Vec<&str>, Vec<&str>) = pairs
-                .iter()
-                .map(|(a, b, _)| (a.as_str(), b.as_str()))
-                .unzip();
+            // Each distinct text is embedded once (a set of n documents has n² / 2 pairs).
+            let mut texts: Vec<&str> = Vec::new();
+            let mut index: BTreeMap<&str, i64> = BTreeMap::new();
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for (x, y, _) in &pairs {
+                for (t, out) in [(x.as_str(), &mut a), (y.as_str(), &mut b)] {
+                    let i = *index.entry(t).or_insert_with(|| {
+                        texts.push(t);
+                        texts.len() as i64 - 1
+                    });
+                    out.push(i);
+                }
+            }
+            let (a, b) = (Tensor::from_slice(&a), Tensor::from_slice(&b));
             let scores: Vec<f64> = pairs.iter().map(|p| p.2).collect();
             let cos = |e: &Embedder| -> Result<Vec<f64>> {
+                let all = e.embed(&texts, Pooling::Mean, opts.batch_size)?;
+                let dev = all.device();
                 let (x, y) = (
-                    e.embed(&a, Pooling::Mean, opts.batch_size)?,
-                    e.embed(&b, Pooling::Mean, opts.batch_size)?,
+                    all.index_select(0, &a.to_device(dev)),
+                    all.index_select(0, &b.to_device(dev)),
                 );
                 let c = Tensor::cosine_similarity(&x, &y, -1, 1e-8).to_kind(Kind::Double);
                 Ok(Vec::try_from(c).expect("doubles"))
@@ -443,8 +479,25 @@ pub fn evaluate(teacher: &Path, student: &Path, opts: &EvalOptions) -> Result<Ev
         heads_note,
         judgements,
         posto,
+        baseline: None,
         scatter,
     })
+}
+
+/// `evaluate`, and, with `init`, the same evaluation of the student's initialisation and
+/// the gains over it (`EvalReport::baseline`).
+pub fn evaluate_with_init(
+    teacher: &Path,
+    student: &Path,
+    init: Option<&Path>,
+    opts: &EvalOptions,
+) -> Result<EvalReport> {
+    let mut report = evaluate(teacher, student, opts)?;
+    if let Some(init) = init {
+        let base = evaluate(teacher, init, opts)?;
+        report.baseline = Some(super::baseline::compare(&report, &base));
+    }
+    Ok(report)
 }
 
 impl EvalReport {
@@ -595,6 +648,9 @@ impl std::fmt::Display for EvalReport {
                 "  {who:<8} word static {:.4}, word contextual {:.4}; sentence static {:.4}, mean {:.4}, [CLS] {:.4}",
                 c.word_static, c.word_contextual, c.sentence_static, c.sentence_mean, c.sentence_cls
             )?;
+        }
+        if let Some(b) = &self.baseline {
+            write!(f, "{b}")?;
         }
         Ok(())
     }

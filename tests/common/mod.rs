@@ -122,13 +122,14 @@ pub fn corpus(dir: &Path) -> (PathBuf, PathBuf) {
 pub fn recipe(dir: &Path, teacher: &Path, body: &str) -> Recipe {
     let (train, val) = corpus(dir);
     let yaml = format!(
-        "seed: 1\noutput: {out}\ndevice: cpu\nteacher: {{checkpoint: {t}, heads: fit, fit: {{steps: 4}}}}\n\
+        "seed: 1\noutput: {out}\ndevice: cpu\nteacher: {{checkpoint: {t}, heads: fit, fit: {{steps: 4, cache: {heads}}}}}\n\
          data: {{train: [{train}], validation: [{val}], max_seq_len: 32, cache_dir: {cache}}}\n{body}",
         out = dir.join("run").display(),
         t = teacher.display(),
         train = train.display(),
         val = val.display(),
         cache = dir.join("cache").display(),
+        heads = dir.join("heads-cache").display(),
     );
     let path = dir.join("recipe.yaml");
     std::fs::write(&path, &yaml).unwrap();

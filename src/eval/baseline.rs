@@ -1,0 +1,206 @@
+//! The student against its own starting point: the same evaluation run on the student's
+//! initialisation (the layer copy or random init the recipe started from, which `distill`
+//! saves as `OUTPUT/init`), side by side with the trained student, with the gain on every
+//! metric and a plain statement of each metric on which training made the student worse.
+//! A distillation earns its keep only where the gain is positive.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::compare::EvalReport;
+
+/// One metric of the comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct Gain {
+    /// The key in eval.json (`similarity.mean.spearman`, `judgements.student_spearman`, ...).
+    pub metric: String,
+    pub label: String,
+    /// The teacher's own value where the metric has one (its accuracy, its agreement with
+    /// human judgements); 1 for agreement with itself.
+    pub teacher: Option<f64>,
+    pub init: f64,
+    pub student: f64,
+    /// student − init, signed so that positive is better.
+    pub gain: f64,
+    pub higher_is_better: bool,
+}
+
+impl Gain {
+    pub fn worse(&self) -> bool {
+        self.gain < 0.0
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Baseline {
+    pub init: String,
+    pub metrics: Vec<Gain>,
+}
+
+/// (key in the student's report, label, higher is better, the teacher's value: a key or 1).
+const METRICS: &[(&str, &str, bool, Teacher)] = &[
+    (
+        "similarity.mean.spearman",
+        "structure Spearman (mean)",
+        true,
+        Teacher::One,
+    ),
+    (
+        "similarity.mean.pearson",
+        "structure Pearson (mean)",
+        true,
+        Teacher::One,
+    ),
+    ("similarity.mean.cka", "CKA (mean)", true, Teacher::One),
+    (
+        "similarity.mean.knn10",
+        "kNN@10 overlap (mean)",
+        true,
+        Teacher::One,
+    ),
+    (
+        "similarity.cls.spearman",
+        "structure Spearman ([CLS])",
+        true,
+        Teacher::One,
+    ),
+    (
+        "judgements.student_spearman",
+        "human judgements Spearman",
+        true,
+        Teacher::Key("judgements.teacher_spearman"),
+    ),
+    (
+        "heads.student_mlm_accuracy",
+        "MLM accuracy",
+        true,
+        Teacher::Key("heads.teacher_mlm_accuracy"),
+    ),
+    (
+        "heads.mlm_top1_agreement",
+        "MLM top-1 agreement",
+        true,
+        Teacher::One,
+    ),
+    (
+        "heads.mlm_kl",
+        "MLM KL(teacher||student)",
+        false,
+        Teacher::Zero,
+    ),
+    (
+        "heads.student_nsp_accuracy",
+        "NSP accuracy",
+        true,
+        Teacher::Key("heads.teacher_nsp_accuracy"),
+    ),
+    (
+        "posto.student.word_contextual",
+        "\"posto\" senses, contextual cos",
+        false,
+        Teacher::Key("posto.teacher.word_contextual"),
+    ),
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Teacher {
+    One,
+    Zero,
+    Key(&'static str),
+}
+
+/// Compares `student` (evaluated against the teacher) with `init` (the same evaluation of
+/// the student's starting point). Metrics missing from either report are left out.
+pub fn compare(student: &EvalReport, init: &EvalReport) -> Baseline {
+    let (s, i): (BTreeMap<_, _>, BTreeMap<_, _>) = (
+        student.flat().into_iter().collect(),
+        init.flat().into_iter().collect(),
+    );
+    let metrics = METRICS
+        .iter()
+        .filter_map(|&(key, label, higher, teacher)| {
+            let (sv, iv) = (*s.get(key)?, *i.get(key)?);
+            if !(sv.is_finite() && iv.is_finite()) {
+                return None;
+            }
+            let teacher = match teacher {
+                Teacher::One => Some(1.0),
+                Teacher::Zero => Some(0.0),
+                Teacher::Key(k) => s.get(k).copied(),
+            };
+            let d = sv - iv;
+            Some(Gain {
+                metric: key.to_string(),
+                label: label.to_string(),
+                teacher,
+                init: iv,
+                student: sv,
+                gain: if higher { d } else { -d },
+                higher_is_better: higher,
+            })
+        })
+        .collect();
+    Baseline {
+        init: init.student.clone(),
+        metrics,
+    }
+}
+
+/// The student's initialisation saved beside a trained student by `distill`
+/// (`RUN/final` → `RUN/init`), if there is one.
+pub fn saved_init(student: &Path) -> Option<PathBuf> {
+    let parent = student.parent()?;
+    let init = parent.join("init");
+    (init.join("config.json").is_file() && init != student).then_some(init)
+}
+
+impl std::fmt::Display for Baseline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "against the student's initialisation ({})", self.init)?;
+        writeln!(
+            f,
+            "  {:<32} {:>9} {:>9} {:>9} {:>9}",
+            "metric", "teacher", "init", "student", "gain"
+        )?;
+        for g in &self.metrics {
+            let t = g.teacher.map(|v| format!("{v:.4}")).unwrap_or_default();
+            writeln!(
+                f,
+                "  {:<32} {:>9} {:>9.4} {:>9.4} {:>+9.4}{}",
+                g.label,
+                t,
+                g.init,
+                g.student,
+                g.gain,
+                if g.higher_is_better {
+                    ""
+                } else {
+                    "  (lower is better)"
+                }
+            )?;
+        }
+        let worse: Vec<&str> = self
+            .metrics
+            .iter()
+            .filter(|g| g.worse())
+            .map(|g| g.label.as_str())
+            .collect();
+        if worse.is_empty() {
+            writeln!(
+                f,
+                "  the student is at least as good as its init on every metric"
+            )?;
+        } else {
+            writeln!(
+                f,
+                "  WORSE THAN ITS INIT on {} of {} metrics: {}",
+                worse.len(),
+                self.metrics.len(),
+                worse.join("; ")
+            )?;
+        }
+        Ok(())
+    }
+}
