@@ -402,6 +402,67 @@ fn sentence_examples_are_the_documents_sentences_one_by_one() {
 }
 
 #[test]
+fn weights_set_each_train_entrys_share_of_the_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = tokenizer();
+    // Two entries of very different sizes: Persuasion and one chapter of it.
+    let text = std::fs::read_to_string(root().join("data/austen/validation/persuasion.txt"))
+        .unwrap();
+    let paras: Vec<&str> = text.split("\n\n").filter(|p| p.trim().len() > 40).collect();
+    let (big, small) = (dir.path().join("big.txt"), dir.path().join("small"));
+    std::fs::write(&big, paras[..600].join("\n\n")).unwrap();
+    std::fs::create_dir_all(&small).unwrap();
+    std::fs::write(small.join("a.txt"), paras[600..660].join("\n\n")).unwrap();
+    let cfg_for = |weights: &str| -> DataConfig {
+        serde_yaml::from_str(&format!(
+            "train: [{}, {}]\nweights: {weights}\ncache_dir: {}\n",
+            big.display(),
+            small.display(),
+            dir.path().join("cache").display()
+        ))
+        .unwrap()
+    };
+    // Tokens of the training stream that come from each entry.
+    let shares = |cfg: &DataConfig| -> (f64, f64, usize) {
+        let sets = data::prepare(cfg, &tok).unwrap();
+        let c = &sets.train.corpus;
+        let n_big = c.manifest.file_documents[0] as u32;
+        let (mut a, mut b) = (0.0, 0.0);
+        for &d in &sets.train.docs {
+            let t: usize = (0..c.num_sentences(d as usize))
+                .map(|i| c.sentence_len(d as usize, i))
+                .sum();
+            if d < n_big {
+                a += t as f64
+            } else {
+                b += t as f64
+            }
+        }
+        (a, b, sets.train.docs.len())
+    };
+    let (a0, b0, n0) = shares(&cfg_for("[]"));
+    assert!(b0 / (a0 + b0) < 0.15, "natural shares {a0} {b0}");
+    let (a, b, n) = shares(&cfg_for("[1, 3]"));
+    let share = b / (a + b);
+    assert!((share - 0.75).abs() < 0.05, "share of the second entry {share}");
+    // The token total stays about the natural one (repetition, not growth).
+    assert!(((a + b) / (a0 + b0) - 1.0).abs() < 0.1, "{} vs {}", a + b, a0 + b0);
+    assert!(n != n0);
+    let (a, b, _) = shares(&cfg_for("[0, 1]"));
+    assert!(a == 0.0 && b > 0.0);
+    // Bad weights are named.
+    for (w, field) in [
+        ("[1]", "weights"),
+        ("[1, -1]", "weights[1]"),
+        ("[0, 0]", "weights"),
+        ("[1, .nan]", "weights[1]"),
+    ] {
+        let (f, m) = cfg_for(w).validate().unwrap_err();
+        assert!(f == field, "{w}: {f}: {m}");
+    }
+}
+
+#[test]
 fn truncate_pair_trims_the_longer_segment() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let mut a: Vec<u32> = (0..10).collect();

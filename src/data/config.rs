@@ -98,6 +98,11 @@ fn d_cache_dir() -> PathBuf {
 pub struct DataConfig {
     /// Files, folders and glob patterns of UTF-8 text.
     pub train: Vec<String>,
+    /// Mixing weights, one per `train` entry: each entry's share of the training tokens
+    /// (its documents repeated or thinned to match; 0 leaves an entry out). Empty: every
+    /// entry in its natural proportion.
+    #[serde(default)]
+    pub weights: Vec<f64>,
     /// Held-out text; when absent, `validation_fraction` of the training documents.
     #[serde(default)]
     pub validation: Vec<String>,
@@ -156,6 +161,32 @@ impl DataConfig {
                 "train",
                 "at least one file, folder or glob is needed".into(),
             );
+        }
+        if !self.weights.is_empty() {
+            if self.weights.len() != self.train.len() {
+                return err(
+                    "weights",
+                    format!(
+                        "{} weights for {} train entries: give one per entry",
+                        self.weights.len(),
+                        self.train.len()
+                    ),
+                );
+            }
+            if let Some((i, w)) = self
+                .weights
+                .iter()
+                .enumerate()
+                .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+            {
+                return err(
+                    &format!("weights[{i}]"),
+                    format!("{w} must be a finite number, 0 or more"),
+                );
+            }
+            if self.weights.iter().all(|w| *w == 0.0) {
+                return err("weights", "every weight is 0: nothing to train on".into());
+            }
         }
         if self.max_seq_len < 8 {
             return err(

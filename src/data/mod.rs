@@ -36,15 +36,101 @@ pub struct Datasets {
 /// Whether document `doc` falls in the validation fraction (a fixed hash of its index, so
 /// the split does not move with the seed or between runs).
 fn held_out(doc: u32, fraction: f64) -> bool {
+    held_out_hash(doc) < fraction
+}
+
+/// A fixed hash of a document index, uniform in [0, 1].
+fn held_out_hash(doc: u32) -> f64 {
     let mut z = (doc as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
-    (z as f64 / u64::MAX as f64) < fraction
+    z as f64 / u64::MAX as f64
+}
+
+/// The training documents with `cfg.weights` applied: each `train` entry's documents
+/// repeated (or thinned) so that its share of the tokens is its weight's share. A fraction
+/// of a repetition is decided per document by a fixed hash, so the list does not move with
+/// the seed. Sorted, so a document repeated k times is drawn k times as often.
+fn weighted(corpus: &Corpus, docs: Vec<u32>, cfg: &DataConfig) -> Result<Vec<u32>> {
+    if cfg.weights.is_empty() {
+        return Ok(docs);
+    }
+    // Which entry each file came from, then each document (files' documents are contiguous).
+    let mut owner: std::collections::HashMap<String, usize> = Default::default();
+    for (i, pattern) in cfg.train.iter().enumerate() {
+        for f in corpus::expand(std::slice::from_ref(pattern))? {
+            let abs = std::fs::canonicalize(&f).map_err(|e| crate::Error::io(&f, e))?;
+            owner.entry(abs.display().to_string()).or_insert(i);
+        }
+    }
+    let m = &corpus.manifest;
+    if m.file_documents.len() != m.files.len() {
+        return Err(crate::Error::Invalid(format!(
+            "{}: the shard cache has no per-file document counts (delete it to rebuild)",
+            corpus.dir.display()
+        )));
+    }
+    let mut source_of_doc = Vec::with_capacity(corpus.num_documents());
+    for (f, &n) in m.files.iter().zip(&m.file_documents) {
+        let s = owner.get(&f.path).copied().unwrap_or(0);
+        source_of_doc.extend(std::iter::repeat_n(s, n as usize));
+    }
+    let tokens_of = |d: u32| -> f64 {
+        (0..corpus.num_sentences(d as usize))
+            .map(|i| corpus.sentence_len(d as usize, i) as f64)
+            .sum()
+    };
+    let k = cfg.train.len();
+    let mut tokens = vec![0.0; k];
+    for &d in &docs {
+        tokens[source_of_doc[d as usize]] += tokens_of(d);
+    }
+    let total: f64 = tokens.iter().sum();
+    let wsum: f64 = cfg.weights.iter().sum();
+    for (i, t) in tokens.iter().enumerate() {
+        if *t == 0.0 && cfg.weights[i] > 0.0 {
+            return Err(crate::Error::Invalid(format!(
+                "data.train[{i}] ({}) has no training document, but data.weights[{i}] is {}",
+                cfg.train[i], cfg.weights[i]
+            )));
+        }
+    }
+    // Repetitions per document of each entry: its target tokens over its tokens.
+    let reps: Vec<f64> = (0..k)
+        .map(|i| {
+            if tokens[i] == 0.0 {
+                0.0
+            } else {
+                total * cfg.weights[i] / wsum / tokens[i]
+            }
+        })
+        .collect();
+    let mut out = Vec::new();
+    for d in docs {
+        let r = reps[source_of_doc[d as usize]];
+        let whole = r.floor();
+        // Salted, so that the choice is independent of the validation split's hash.
+        let extra = (held_out_hash(d ^ 0x5BD1_E995) < r - whole) as usize;
+        out.extend(std::iter::repeat_n(d, whole as usize + extra));
+    }
+    if out.is_empty() {
+        return Err(crate::Error::Invalid(
+            "data.weights leave no training document".into(),
+        ));
+    }
+    Ok(out)
 }
 
 /// Opens (building when needed) the shard caches of the training and validation text.
 pub fn prepare(cfg: &DataConfig, tokenizer: &BertTokenizer) -> Result<Datasets> {
+    let mut sets = prepare_unweighted(cfg, tokenizer)?;
+    let docs = std::mem::take(&mut sets.train.docs);
+    sets.train.docs = weighted(&sets.train.corpus, docs, cfg)?;
+    Ok(sets)
+}
+
+fn prepare_unweighted(cfg: &DataConfig, tokenizer: &BertTokenizer) -> Result<Datasets> {
     let text = cfg.text_options();
     let train = Arc::new(shards::open_or_build(
         &cfg.train,

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::tokenize::BertTokenizer;
 
 /// Bumped whenever the bytes a corpus becomes change (format, reading, sentence splitting).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Tokens per shard before a new one is started.
 pub const SHARD_TOKENS: u64 = 1 << 27;
 /// Text gathered before a tokenisation batch.
@@ -59,6 +59,9 @@ pub struct Manifest {
     pub text_bytes: u64,
     /// Files that gave no document, and the like.
     pub warnings: Vec<String>,
+    /// Documents each file of `files` gave, in order (documents of a file are contiguous).
+    #[serde(default)]
+    pub file_documents: Vec<u64>,
 }
 
 struct Shard {
@@ -300,7 +303,8 @@ impl ShardWriter {
         Error::io(&self.dir, e)
     }
 
-    fn document(&mut self, sentences: &[Vec<u32>]) -> Result<()> {
+    /// Writes a document; false when it has no token (and so is not written).
+    fn document(&mut self, sentences: &[Vec<u32>]) -> Result<bool> {
         let mut wrote = false;
         for s in sentences.iter().filter(|s| !s.is_empty()) {
             for &id in s {
@@ -325,7 +329,7 @@ impl ShardWriter {
                 self.rotate()?;
             }
         }
-        Ok(())
+        Ok(wrote)
     }
 
     fn finish_current(&mut self) -> Result<()> {
@@ -417,26 +421,37 @@ fn build_into(
         )
         .expect("valid template"),
     );
-    let mut pending: Vec<Vec<String>> = Vec::new();
+    // Documents waiting for a tokenisation batch, with the index of their file.
+    let mut pending: Vec<(usize, Vec<String>)> = Vec::new();
     let mut pending_bytes = 0usize;
-    let flush = |pending: &mut Vec<Vec<String>>, writer: &mut ShardWriter| -> Result<()> {
-        let flat: Vec<&str> = pending.iter().flatten().map(String::as_str).collect();
+    let mut file_documents = vec![0u64; files.len()];
+    let flush = |pending: &mut Vec<(usize, Vec<String>)>,
+                 writer: &mut ShardWriter,
+                 counts: &mut Vec<u64>|
+     -> Result<()> {
+        let flat: Vec<&str> = pending
+            .iter()
+            .flat_map(|(_, d)| d)
+            .map(String::as_str)
+            .collect();
         let mut ids = tokenizer.word_pieces_batch(&flat)?.into_iter();
-        for doc in pending.iter() {
+        for (file, doc) in pending.iter() {
             let sentences: Vec<Vec<u32>> = ids.by_ref().take(doc.len()).collect();
-            writer.document(&sentences)?;
+            if writer.document(&sentences)? {
+                counts[*file] += 1;
+            }
         }
         pending.clear();
         Ok(())
     };
     let mut warnings = Vec::new();
     let mut text_bytes = 0u64;
-    for file in files {
+    for (index, file) in files.iter().enumerate() {
         let summary = corpus::read_documents(file, text, |doc| {
             pending_bytes += doc.iter().map(String::len).sum::<usize>();
-            pending.push(doc);
+            pending.push((index, doc));
             if pending_bytes >= BATCH_BYTES {
-                flush(&mut pending, &mut writer)?;
+                flush(&mut pending, &mut writer, &mut file_documents)?;
                 pending_bytes = 0;
             }
             Ok(())
@@ -447,7 +462,7 @@ fn build_into(
         text_bytes += summary.bytes;
         bar.inc(summary.bytes);
     }
-    flush(&mut pending, &mut writer)?;
+    flush(&mut pending, &mut writer, &mut file_documents)?;
     bar.finish_and_clear();
     let shards = writer.finish()?;
     let (documents, sentences, tokens) = shards.iter().fold((0, 0, 0), |(d, s, t), e| {
@@ -475,6 +490,7 @@ fn build_into(
         tokens,
         text_bytes,
         warnings,
+        file_documents,
     };
     let path = dir.join("manifest.json");
     let json = serde_json::to_string_pretty(&manifest).expect("serialises");
