@@ -865,6 +865,7 @@ fn run(cli: Cli) -> Result<()> {
                     device,
                     heads,
                     kind: parse_kind(&dtype)?,
+                    ..Default::default()
                 };
                 let model = bert::load(&dir, &opts)?;
                 let setup = ForwardBench {

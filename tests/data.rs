@@ -406,8 +406,8 @@ fn weights_set_each_train_entrys_share_of_the_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let tok = tokenizer();
     // Two entries of very different sizes: Persuasion and one chapter of it.
-    let text = std::fs::read_to_string(root().join("data/austen/validation/persuasion.txt"))
-        .unwrap();
+    let text =
+        std::fs::read_to_string(root().join("data/austen/validation/persuasion.txt")).unwrap();
     let paras: Vec<&str> = text.split("\n\n").filter(|p| p.trim().len() > 40).collect();
     let (big, small) = (dir.path().join("big.txt"), dir.path().join("small"));
     std::fs::write(&big, paras[..600].join("\n\n")).unwrap();
@@ -444,9 +444,17 @@ fn weights_set_each_train_entrys_share_of_the_tokens() {
     assert!(b0 / (a0 + b0) < 0.15, "natural shares {a0} {b0}");
     let (a, b, n) = shares(&cfg_for("[1, 3]"));
     let share = b / (a + b);
-    assert!((share - 0.75).abs() < 0.05, "share of the second entry {share}");
+    assert!(
+        (share - 0.75).abs() < 0.05,
+        "share of the second entry {share}"
+    );
     // The token total stays about the natural one (repetition, not growth).
-    assert!(((a + b) / (a0 + b0) - 1.0).abs() < 0.1, "{} vs {}", a + b, a0 + b0);
+    assert!(
+        ((a + b) / (a0 + b0) - 1.0).abs() < 0.1,
+        "{} vs {}",
+        a + b,
+        a0 + b0
+    );
     assert!(n != n0);
     let (a, b, _) = shares(&cfg_for("[0, 1]"));
     assert!(a == 0.0 && b > 0.0);

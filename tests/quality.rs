@@ -324,3 +324,38 @@ fn a_pairs_file_without_variance_or_with_nan_is_refused() {
         .to_string();
     assert!(e.contains("empty.csv") && e.contains("0 pairs"), "{e}");
 }
+
+#[test]
+fn untied_head_fitting_trains_its_own_decoder_and_the_student_stays_tied() {
+    let dir = tempfile::tempdir().unwrap();
+    let headless = Heads {
+        pooler: true,
+        ..Default::default()
+    };
+    let t = tiny_teacher(&dir.path().join("teacher"), 2, 32, 4, headless);
+    let body = format!("{BODY}losses: {{kd_mlm: {{weight: 1.0}}}}\n");
+    let mut r = recipe(dir.path(), &t, &body);
+    r.teacher.as_mut().unwrap().fit.decoder = destila::distill::recipe::Decoder::Untied;
+    let s = {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        run(&r, &quiet()).unwrap()
+    };
+    let fitted = destila::bert::load(r.output.join("teacher-heads"), &Default::default()).unwrap();
+    assert!(!fitted.config().tie_word_embeddings);
+    let original = destila::bert::load(&t, &Default::default()).unwrap();
+    let (a, b) = (original.vs.variables(), fitted.vs.variables());
+    let emb = "bert.embeddings.word_embeddings.weight";
+    assert!(a[emb].equal(&b[emb]), "the embeddings moved");
+    let dec = &b["cls.predictions.decoder.weight"];
+    assert!(!dec.equal(&b[emb]), "the decoder did not train");
+    // It started from the embeddings: after 4 small steps it is still close to them.
+    let rel = (dec - &b[emb]).norm().double_value(&[]) / b[emb].norm().double_value(&[]);
+    assert!(rel < 0.2, "{rel}");
+    // The student keeps one vocabulary matrix.
+    let student = destila::bert::load(&s.final_model, &Default::default()).unwrap();
+    assert!(student.config().tie_word_embeddings);
+    assert!(!student
+        .vs
+        .variables()
+        .contains_key("cls.predictions.decoder.weight"));
+}

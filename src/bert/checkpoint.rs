@@ -22,6 +22,10 @@ pub struct LoadOptions {
     pub heads: Heads,
     /// Kind of the model's variables.
     pub kind: Kind,
+    /// When the MLM head is built fresh: give it its own decoder matrix, initialised from
+    /// the word embeddings (`tie_word_embeddings: false`), so that fitting can move it while
+    /// the embeddings stay frozen.
+    pub untie_decoder: bool,
 }
 
 impl Default for LoadOptions {
@@ -30,6 +34,7 @@ impl Default for LoadOptions {
             device: Device::Cpu,
             heads: Heads::default(),
             kind: Kind::Float,
+            untie_decoder: false,
         }
     }
 }
@@ -300,7 +305,7 @@ pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
     if !dir.is_dir() {
         return Err(Error::checkpoint(dir, "checkpoint folder not found"));
     }
-    let config = BertConfig::from_file(dir.join("config.json"))?;
+    let mut config = BertConfig::from_file(dir.join("config.json"))?;
     let Canonical {
         files,
         tensors,
@@ -309,6 +314,10 @@ pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
     } = read_canonical(dir)?;
     let checkpoint_heads = heads_in(tensors.keys());
     let heads = checkpoint_heads.union(opts.heads);
+    let untie = opts.untie_decoder && heads.mlm && !checkpoint_heads.mlm;
+    if untie {
+        config.tie_word_embeddings = false;
+    }
 
     let mut vs = nn::VarStore::new(opts.device);
     let bert = Bert::new(&vs.root(), &config, heads);
@@ -378,6 +387,13 @@ pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
             dir,
             format!("unexpected tensors: {}", unexpected.join(", ")),
         ));
+    }
+    if untie {
+        let decoder = &vars["cls.predictions.decoder.weight"];
+        tch::no_grad(|| decoder.shallow_clone().copy_(word));
+        notes.push(
+            "cls.predictions.decoder.weight: untied, initialised from the word embeddings".into(),
+        );
     }
     if opts.kind != Kind::Float {
         vs.set_kind(opts.kind);

@@ -129,6 +129,10 @@ pub struct HeadFit {
     /// The share of tokens masked while fitting (BERT's 15%, whatever the distillation's).
     #[serde(default = "d_mlm_probability")]
     pub mlm_probability: f64,
+    /// The fitted MLM decoder: `tied` to the frozen word embeddings (BERT's form; only the
+    /// transform and the bias train) or `untied`, its own matrix initialised from them.
+    #[serde(default = "d_decoder")]
+    pub decoder: Decoder,
     /// Where fitted heads are kept for reuse by any run (keyed by the teacher's weights and
     /// tokenizer, these settings, the seed and the data).
     #[serde(default = "d_heads_cache")]
@@ -137,6 +141,17 @@ pub struct HeadFit {
 
 fn d_mlm_probability() -> f64 {
     0.15
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decoder {
+    Tied,
+    Untied,
+}
+
+fn d_decoder() -> Decoder {
+    Decoder::Tied
 }
 
 fn d_heads_cache() -> PathBuf {

@@ -27,6 +27,10 @@ pub fn student_config(s: &StudentSection, teacher: Option<&BertConfig>) -> BertC
         c.hidden_act = a.clone();
     }
     c.extra.remove("_name_or_path");
+    // The student's decoder is its word-embedding matrix, as in BERT, even when the
+    // teacher's was untied for head fitting: a second vocabulary matrix would double the
+    // student's largest part.
+    c.tie_word_embeddings = true;
     c
 }
 

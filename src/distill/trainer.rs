@@ -812,6 +812,7 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
                 &LoadOptions {
                     device,
                     heads: Heads::ALL,
+                    untie_decoder: t.fit.decoder == super::recipe::Decoder::Untied,
                     ..Default::default()
                 },
             )?;
