@@ -250,6 +250,9 @@ enum DataCommand {
         /// Show validation examples instead of training ones.
         #[arg(long)]
         validation: bool,
+        /// Recipe overrides, KEY=VALUE (e.g. data.examples=sentences).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Builds (or checks) a recipe's shard caches and prints their statistics.
     Build { recipe: PathBuf },
@@ -420,8 +423,9 @@ fn data_command(what: DataCommand) -> Result<()> {
             recipe,
             n,
             validation,
+            set,
         } => {
-            let recipe = Recipe::from_file(&recipe)?;
+            let recipe = Recipe::from_file_with(&recipe, &set)?;
             let tok = recipe.tokenizer()?;
             let sets = destila::data::prepare(&recipe.data, &tok)?;
             let split = if validation {

@@ -237,6 +237,23 @@ fn data_stats_and_preview() {
         "{out}"
     );
     assert!(out.contains("[CLS]") && out.contains("[SEP]"));
+    // Single-sentence examples: one segment, one [SEP], no NSP label.
+    let (ok, out, err) = run(&[
+        "data",
+        "preview",
+        recipe.to_str().unwrap(),
+        "-n",
+        "4",
+        "--set",
+        "data.examples=sentences",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("one sentence").count(), 4, "{out}");
+    assert!(!out.contains("IsNext") && !out.contains("  B:"), "{out}");
+    assert!(out
+        .lines()
+        .filter(|l| l.contains("[CLS]"))
+        .all(|l| l.matches("[SEP]").count() == 1));
     let (ok, _, err) = run(&["data", "preview", "/nonexistent/recipe.yaml"]);
     assert!(!ok && err.contains("/nonexistent/recipe.yaml"), "{err}");
 }

@@ -28,12 +28,15 @@ pub fn render(index: usize, m: &Masked, tok: &BertTokenizer) -> String {
         let o = tok.tokens(&[orig]).remove(0);
         marked[pos] = format!("{{{}/{}}}", shown[pos], o);
     }
-    // Split at the first [SEP]: [CLS] A [SEP] | B [SEP].
-    let sep = m
-        .type_ids
-        .iter()
-        .position(|&t| t == 1)
-        .unwrap_or(m.ids.len());
+    // Split at the first [SEP]: [CLS] A [SEP] | B [SEP]. No segment B: a single sentence.
+    let Some(sep) = m.type_ids.iter().position(|&t| t == 1) else {
+        return format!(
+            "example {index}: one sentence, {} tokens, {} masked\n  {}\n",
+            m.ids.len(),
+            m.masked.len(),
+            join(&marked),
+        );
+    };
     let label = if m.is_random_next {
         "NotNext (B from another document)"
     } else {

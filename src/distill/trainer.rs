@@ -761,10 +761,17 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
         Some(dir) => {
             let c = Cache::open(dir, &targets::key(recipe, &sets)?)?;
             c.check_temperature(recipe)?;
-            if !recipe.losses.pooled_cos.weight.is_zero() && !c.manifest.pooled {
+            let sentence_loss = [
+                ("pooled_cos", &recipe.losses.pooled_cos),
+                ("pooled_mse", &recipe.losses.pooled_mse),
+                ("similarity", &recipe.losses.similarity),
+            ]
+            .into_iter()
+            .find(|(_, w)| !w.weight.is_zero());
+            if let (Some((name, _)), false) = (sentence_loss, c.manifest.pooled) {
                 return Err(Error::config(
                     &recipe.path,
-                    "losses.pooled_cos",
+                    format!("losses.{name}"),
                     format!(
                         "the target cache in {} holds no pooled embeddings (make it with teacher.targets.pooled: true)",
                         dir.display()
