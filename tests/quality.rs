@@ -216,11 +216,14 @@ fn fitted_heads_are_reused_across_runs_and_never_for_another_teacher() {
         e.contains("not reusing") && e.contains("another teacher") && e.contains("fitting"),
         "{e}"
     );
-    // The distillation's own data view does not change the fit: mlm_probability and the
-    // example format of the distillation are not the fit's.
+    // The distillation's own data view does not change the fit: its mlm_probability,
+    // example format and batch size are not the fit's.
     let e = distill(&[
         format!("teacher.checkpoint={}", t2.display()),
         "data.mlm_probability=0.3".into(),
+        "data.examples=sentences".into(),
+        "losses.kd_nsp.weight=0".into(),
+        "training.batch_size=4".into(),
     ]);
     assert!(e.contains("reusing") && !e.contains("fitting"), "{e}");
 }
@@ -261,6 +264,10 @@ fn new_settings_are_validated_by_name() {
         (
             "losses: {pooled_cos: {weight: 1}}\nteacher: {checkpoint: t, fit: {steps: 0}}",
             "teacher.fit.steps",
+        ),
+        (
+            "losses: {pooled_cos: {weight: 1}}\nteacher: {checkpoint: t, fit: {batch_size: 0}}",
+            "teacher.fit.batch_size",
         ),
         (
             "losses: {pooled_cos: {weight: 1}}\nteacher: {checkpoint: t, fit: {learning_rate: -1}}",

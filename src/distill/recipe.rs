@@ -126,6 +126,9 @@ pub struct HeadFit {
     pub steps: u64,
     #[serde(default = "d_fit_lr")]
     pub learning_rate: f64,
+    /// Sequences per fitting step (whatever the distillation's batch size).
+    #[serde(default = "d_fit_batch")]
+    pub batch_size: usize,
     /// The share of tokens masked while fitting (BERT's 15%, whatever the distillation's).
     #[serde(default = "d_mlm_probability")]
     pub mlm_probability: f64,
@@ -141,6 +144,10 @@ pub struct HeadFit {
 
 fn d_mlm_probability() -> f64 {
     0.15
+}
+
+fn d_fit_batch() -> usize {
+    32
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -669,6 +676,9 @@ impl Recipe {
             let f = &t.fit;
             if f.steps == 0 {
                 return err("teacher.fit.steps", "must be at least 1".into());
+            }
+            if f.batch_size == 0 {
+                return err("teacher.fit.batch_size", "must be at least 1".into());
             }
             if !(f.learning_rate.is_finite() && f.learning_rate > 0.0) {
                 return err(

@@ -59,6 +59,8 @@ struct Plan {
     /// Each active loss's settings (its view, the similarity loss's form), as `active`.
     settings: Vec<LossWeight>,
     kd_all_positions: bool,
+    /// Whether batches carry NSP labels (sentence pairs); single sentences do not.
+    nsp_labels: bool,
 }
 
 impl Plan {
@@ -151,6 +153,7 @@ fn plan(recipe: &Recipe, s: &bert::BertConfig, t: Option<&bert::BertConfig>) -> 
     }
     Ok(Plan {
         kd_all_positions: recipe.losses.kd_mlm.positions == KdPositions::All,
+        nsp_labels: recipe.data.examples == crate::data::ExampleFormat::Pairs,
         active,
         settings,
     })
@@ -458,7 +461,7 @@ fn evaluate(
                 mlm_ok += hit.sum(Kind::Float).double_value(&[]);
                 mlm_n += masked.sum(Kind::Float).double_value(&[]);
             }
-            if let Some(l) = &c.student.nsp_logits {
+            if let Some(l) = c.student.nsp_logits.as_ref().filter(|_| plan.nsp_labels) {
                 nsp_ok += l
                     .argmax(-1, false)
                     .eq_tensor(&b.nsp_labels)
@@ -618,6 +621,7 @@ fn fit_recipe(recipe: &Recipe) -> Recipe {
     sub.optimizer.learning_rate = t.fit.learning_rate;
     sub.optimizer.warmup_steps = t.fit.steps / 10;
     sub.training.steps = t.fit.steps;
+    sub.training.batch_size = t.fit.batch_size;
     sub.training.gradient_accumulation = 1;
     sub.training.eval_every = 0;
     sub.training.checkpoint_every = 0;
@@ -1184,10 +1188,10 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
                 "{job} step {step}: validation loss {:.4} ({}){}",
                 e.loss,
                 parts.join(", "),
-                match (e.mlm_accuracy, e.nsp_accuracy) {
-                    (Some(m), Some(n)) => format!(", MLM accuracy {m:.3}, NSP accuracy {n:.3}"),
-                    _ => String::new(),
-                }
+                [("MLM", e.mlm_accuracy), ("NSP", e.nsp_accuracy)]
+                    .iter()
+                    .filter_map(|(n, a)| a.map(|a| format!(", {n} accuracy {a:.3}")))
+                    .collect::<String>()
             )
         });
         Ok(Some(e.loss))
