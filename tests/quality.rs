@@ -194,6 +194,26 @@ fn fitted_heads_are_reused_across_runs_and_never_for_another_teacher() {
         assert!(out.status.success(), "{e}");
         e
     };
+    // A cache path that is a file is refused before any fitting.
+    let file = dir.path().join("not-a-folder");
+    std::fs::write(&file, "x").unwrap();
+    let out = common::destila()
+        .args([
+            "distill",
+            path.to_str().unwrap(),
+            "--quiet",
+            "--force",
+            "--set",
+        ])
+        .arg(format!("teacher.fit.cache={}", file.display()))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && e.contains("teacher.fit.cache") && !e.contains("fitting"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
     let e = distill(&[]);
     assert!(e.contains("fitting MLM and NSP heads"), "{e}");
     // Another run (another output folder) takes them from the shared cache.

@@ -65,9 +65,10 @@ fn weighted(corpus: &Corpus, docs: Vec<u32>, cfg: &DataConfig) -> Result<Vec<u32
         }
     }
     let m = &corpus.manifest;
-    if m.file_documents.len() != m.files.len() {
+    let counted: u64 = m.file_documents.iter().sum();
+    if m.file_documents.len() != m.files.len() || counted != corpus.num_documents() as u64 {
         return Err(crate::Error::Invalid(format!(
-            "{}: the shard cache has no per-file document counts (delete it to rebuild)",
+            "{}: the shard cache's per-file document counts are missing or do not add up (delete it to rebuild)",
             corpus.dir.display()
         )));
     }

@@ -544,6 +544,13 @@ pub(crate) fn teacher_with_heads(
         ));
     }
     drop(teacher);
+    if t.fit.cache.exists() && !t.fit.cache.is_dir() {
+        return Err(Error::config(
+            &recipe.path,
+            "teacher.fit.cache",
+            format!("{} exists and is not a folder", t.fit.cache.display()),
+        ));
+    }
     let dir = recipe.output.join("teacher-heads");
     let sub = fit_recipe(recipe);
     // What the fitted heads depend on: the teacher's weights and tokenizer (by content, so a
