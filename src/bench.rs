@@ -128,6 +128,50 @@ pub fn forward_throughput(model: &Model, setup: &ForwardBench) -> Result<Forward
     })
 }
 
+/// Memory the machine can still give (MemAvailable), in bytes, where /proc tells it.
+pub fn available_memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Refuses a benchmark shape before anything is allocated: a sequence longer than the
+/// model's positions, or activations (a rough upper estimate, `layers_kept` layers' worth
+/// held at once: 1 for a forward without gradients, every layer for a training step) larger
+/// than the memory this machine has available (CPU runs).
+pub fn check_shape(
+    cfg: &crate::bert::BertConfig,
+    batch: i64,
+    seq_len: i64,
+    layers_kept: i64,
+    device: tch::Device,
+) -> Result<()> {
+    if seq_len > cfg.max_position_embeddings {
+        return Err(crate::Error::Invalid(format!(
+            "--seq-len {seq_len} is longer than the model's max_position_embeddings ({})",
+            cfg.max_position_embeddings
+        )));
+    }
+    let (b, n) = (batch as f64, seq_len as f64);
+    let h = cfg.hidden_size as f64;
+    let per_layer = b * n * (8.0 * h + 2.0 * cfg.intermediate_size as f64)
+        + 2.0 * b * cfg.num_attention_heads as f64 * n * n;
+    let bytes = 4.0 * (per_layer * layers_kept as f64 + b * n * cfg.vocab_size as f64 * 0.15);
+    if device == tch::Device::Cpu {
+        if let Some(avail) = available_memory_bytes() {
+            if bytes > avail as f64 {
+                return Err(crate::Error::Invalid(format!(
+                    "--batch {batch} x --seq-len {seq_len} needs about {:.1} GiB of activations; this machine has {:.1} GiB available: use a smaller --batch",
+                    bytes / (1u64 << 30) as f64,
+                    avail as f64 / (1u64 << 30) as f64
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Peak resident memory of this process (VmHWM), in bytes, where /proc tells it.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -224,6 +268,9 @@ pub struct Cell {
     pub student_tokens_per_s: f64,
     pub speedup: f64,
 }
+
+/// The files `destila bench` writes into its output folder.
+pub const REPORT_FILES: &[&str] = &["bench.csv", "bench.md", "bench.svg"];
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CompareReport {

@@ -116,9 +116,17 @@ impl Embedder {
             .map(|(i, _)| i as i64)
             .collect();
         if positions.is_empty() {
-            return Err(Error::Invalid(format!(
-                "the word {word:?} does not occur in {text:?}"
-            )));
+            let occurs = text
+                .split(|c: char| !c.is_alphanumeric())
+                .any(|w| w.to_lowercase() == want);
+            return Err(Error::Invalid(if occurs {
+                format!(
+                    "--word {word:?} occurs in {text:?} only beyond the first {} tokens (the model's and tokenizer's limit); shorten the text",
+                    self.tokenizer.max_len()
+                )
+            } else {
+                format!("--word {word:?} does not occur in {text:?}")
+            }));
         }
         let ids = batch.input_ids.get(0);
         let idx = Tensor::from_slice(&positions);

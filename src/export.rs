@@ -141,12 +141,29 @@ fn model_card(
 }
 
 pub fn export(checkpoint: &Path, out: &Path, opts: &ExportOptions) -> Result<ExportSummary> {
-    if out.exists() && !opts.force {
-        return Err(Error::Invalid(format!(
-            "{}: already exists (use --force to replace it)",
-            out.display()
-        )));
+    let claim = crate::output::Folder::claim(
+        out,
+        "--out",
+        "export",
+        opts.force,
+        &[checkpoint.to_path_buf()],
+    )?;
+    let tmp = claim.tmp.clone();
+    let result = write_export(checkpoint, &tmp, opts);
+    match result {
+        Ok(mut summary) => {
+            summary.out = claim.commit()?;
+            Ok(summary)
+        }
+        Err(e) => {
+            claim.abandon();
+            Err(e)
+        }
     }
+}
+
+/// Writes the export into the (empty, temporary) folder `tmp`.
+fn write_export(checkpoint: &Path, tmp: &Path, opts: &ExportOptions) -> Result<ExportSummary> {
     let model = bert::load(checkpoint, &LoadOptions::default())?;
     let tokenizer = crate::tokenize::BertTokenizer::from_dir(checkpoint)?;
     let mut heads = model.bert.heads;
@@ -177,21 +194,7 @@ pub fn export(checkpoint: &Path, out: &Path, opts: &ExportOptions) -> Result<Exp
     }
     named.sort_by(|a, b| a.0.cmp(&b.0));
 
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let tmp = parent.join(format!(
-        ".{}.tmp-{}",
-        out.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let result = (|| -> Result<ExportSummary> {
+    {
         let weights = tmp.join("model.safetensors");
         Tensor::write_safetensors(&named, &weights)
             .map_err(|e| Error::checkpoint(&weights, e.to_string()))?;
@@ -214,7 +217,7 @@ pub fn export(checkpoint: &Path, out: &Path, opts: &ExportOptions) -> Result<Exp
             "config.json",
             serde_json::to_string_pretty(&config).expect("json") + "\n",
         )?;
-        crate::distill::checkpoint::copy_tokenizer(checkpoint, &tmp)?;
+        crate::distill::checkpoint::copy_tokenizer(checkpoint, tmp)?;
         if !tmp.join("vocab.txt").is_file() {
             write("vocab.txt", tokenizer.vocab_in_order().join("\n") + "\n")?;
         }
@@ -235,7 +238,7 @@ pub fn export(checkpoint: &Path, out: &Path, opts: &ExportOptions) -> Result<Exp
             )?;
         }
         let summary = ExportSummary {
-            out: out.to_path_buf(),
+            out: tmp.to_path_buf(),
             architecture: heads.architecture().to_string(),
             parameters: params,
             file_bytes: std::fs::metadata(&weights)
@@ -260,18 +263,5 @@ pub fn export(checkpoint: &Path, out: &Path, opts: &ExportOptions) -> Result<Exp
             model_card(checkpoint, &summary, model.config(), eval.as_ref()),
         )?;
         Ok(summary)
-    })();
-    match result {
-        Ok(summary) => {
-            if out.exists() {
-                std::fs::remove_dir_all(out).map_err(|e| Error::io(out, e))?;
-            }
-            std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
-            Ok(summary)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            Err(e)
-        }
     }
 }

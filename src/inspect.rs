@@ -37,7 +37,13 @@ pub struct Inspection {
 
 pub fn inspect(dir: &Path) -> Result<Inspection> {
     let model = bert::load(dir, &LoadOptions::default())?;
-    let tokenizer = BertTokenizer::from_dir(dir).ok();
+    // No tokenizer files is fine (a bare checkpoint); a tokenizer that fails to load is not.
+    let has_tokenizer = dir.join("tokenizer.json").is_file() || dir.join("vocab.txt").is_file();
+    let tokenizer = if has_tokenizer {
+        Some(BertTokenizer::from_dir(dir)?)
+    } else {
+        None
+    };
     if let Some(t) = &tokenizer {
         crate::embed::check_vocab(t, &model, dir)?;
     }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod eval;
 pub mod export;
 pub mod inspect;
+pub mod output;
 pub mod plot;
 pub mod tokenize;
 

@@ -1,6 +1,6 @@
 //! The destila command line: parses arguments and dispatches to the library.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -21,7 +21,7 @@ use destila::eval::contrast;
 )]
 struct Cli {
     /// CPU threads for libtorch (default: libtorch's choice).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = parse::threads)]
     threads: Option<i32>,
     #[command(subcommand)]
     command: Command,
@@ -49,10 +49,10 @@ enum Command {
         format: Format,
         #[arg(long, default_value = "auto")]
         device: String,
-        #[arg(long, default_value_t = 32)]
+        #[arg(value_parser = parse::count, long, default_value_t = 32)]
         batch_size: usize,
         /// Longest sequence in tokens (default: the tokenizer's and model's limit).
-        #[arg(long)]
+        #[arg(long, value_parser = parse::count)]
         max_len: Option<usize>,
     },
     /// Static versus contextual similarity of two sentences sharing a word (by default the
@@ -99,6 +99,9 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Replace an earlier `destila targets` output in the folder.
+        #[arg(long)]
+        force: bool,
     },
     /// Recipes.
     Recipe {
@@ -142,7 +145,7 @@ enum Command {
         /// An eval.json to summarise (default: OUT/eval.json when present).
         #[arg(long)]
         eval: Option<PathBuf>,
-        #[arg(long, default_value_t = 10)]
+        #[arg(value_parser = parse::count, long, default_value_t = 10)]
         iters: usize,
         #[arg(long, default_value = "auto")]
         device: String,
@@ -170,9 +173,9 @@ enum Command {
         /// Text for the default sentences and the heads' masked NSP examples.
         #[arg(long, default_value = "data/austen/validation")]
         corpus: Vec<String>,
-        #[arg(long, default_value_t = 300)]
+        #[arg(value_parser = parse::count, long, default_value_t = 300)]
         max_sentences: usize,
-        #[arg(long, default_value_t = 8)]
+        #[arg(value_parser = parse::count, long, default_value_t = 8)]
         head_batches: usize,
         #[arg(long, default_value = "eval")]
         out: PathBuf,
@@ -207,7 +210,7 @@ enum Command {
         #[arg(long, default_value = "auto")]
         device: String,
         /// Largest tolerated absolute difference between CPU and device outputs.
-        #[arg(long, default_value_t = 1e-3)]
+        #[arg(value_parser = parse::non_negative, long, default_value_t = 1e-3)]
         tolerance: f64,
     },
 }
@@ -245,7 +248,7 @@ enum DataCommand {
     /// Decoded examples of a recipe's data: segments, NSP label, masked tokens.
     Preview {
         recipe: PathBuf,
-        #[arg(short = 'n', long, default_value_t = 5)]
+        #[arg(value_parser = parse::count, short = 'n', long, default_value_t = 5)]
         n: usize,
         /// Show validation examples instead of training ones.
         #[arg(long)]
@@ -265,15 +268,15 @@ enum BenchCommand {
     Step {
         /// Teacher checkpoint with MLM and NSP heads.
         teacher: PathBuf,
-        #[arg(long, default_value_t = 3)]
+        #[arg(value_parser = parse::size, long, default_value_t = 3)]
         student_layers: i64,
-        #[arg(long, default_value_t = 32)]
+        #[arg(value_parser = parse::size, long, default_value_t = 32)]
         batch: i64,
-        #[arg(long, default_value_t = 128)]
+        #[arg(value_parser = parse::size, long, default_value_t = 128)]
         seq_len: i64,
         #[arg(long, default_value_t = 2)]
         warmup: usize,
-        #[arg(long, default_value_t = 5)]
+        #[arg(value_parser = parse::count, long, default_value_t = 5)]
         iters: usize,
         #[arg(long, default_value = "auto")]
         device: String,
@@ -290,40 +293,40 @@ enum BenchCommand {
         /// Held-out text (file, folder or glob).
         #[arg(long)]
         data: String,
-        #[arg(long, value_delimiter = ',', default_value = "8,32,128")]
+        #[arg(long, value_delimiter = ',', default_value = "8,32,128", value_parser = parse::count)]
         k: Vec<usize>,
-        #[arg(long, default_value_t = 16)]
+        #[arg(value_parser = parse::count, long, default_value_t = 16)]
         batches: usize,
-        #[arg(long, default_value_t = 32)]
+        #[arg(value_parser = parse::count, long, default_value_t = 32)]
         batch: usize,
-        #[arg(long, default_value_t = 128)]
+        #[arg(value_parser = parse::count, long, default_value_t = 128)]
         seq_len: usize,
-        #[arg(long, default_value_t = 2.0)]
+        #[arg(value_parser = parse::positive, long, default_value_t = 2.0)]
         temperature: f64,
     },
     /// Tokenisation MB/s into a fresh shard cache, then batches/s from it; prints JSON.
     Data {
         recipe: PathBuf,
-        #[arg(long, default_value_t = 200)]
+        #[arg(value_parser = parse::count, long, default_value_t = 200)]
         batches: usize,
     },
     /// Forward throughput (tokens/s) of one model on random full-length batches; prints JSON.
     Forward {
         dir: PathBuf,
-        #[arg(long, default_value_t = 32)]
+        #[arg(value_parser = parse::size, long, default_value_t = 32)]
         batch: i64,
-        #[arg(long, default_value_t = 128)]
+        #[arg(value_parser = parse::size, long, default_value_t = 128)]
         seq_len: i64,
         #[arg(long, value_enum, default_value_t = MlmMode::Masked)]
         mlm: MlmMode,
-        #[arg(long, default_value_t = 0.15)]
+        #[arg(value_parser = parse::fraction, long, default_value_t = 0.15)]
         mask_fraction: f64,
         /// Also compute NSP logits.
         #[arg(long)]
         nsp: bool,
         #[arg(long, default_value_t = 2)]
         warmup: usize,
-        #[arg(long, default_value_t = 10)]
+        #[arg(value_parser = parse::count, long, default_value_t = 10)]
         iters: usize,
         #[arg(long, default_value = "auto")]
         device: String,
@@ -357,6 +360,80 @@ enum Format {
     Jsonl,
 }
 
+/// Value parsers: a wrong number is refused by clap with the flag's name, before any work.
+mod parse {
+    fn number<T: std::str::FromStr>(s: &str) -> Result<T, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        s.trim().parse::<T>().map_err(|e| format!("{s:?}: {e}"))
+    }
+
+    /// A count of at least 1.
+    pub fn count(s: &str) -> Result<usize, String> {
+        match number::<usize>(s)? {
+            0 => Err("must be at least 1".into()),
+            n if n > 1 << 40 => Err(format!("{n} is absurdly large")),
+            n => Ok(n),
+        }
+    }
+
+    /// A tensor size of at least 1 (i64, as libtorch takes it).
+    pub fn size(s: &str) -> Result<i64, String> {
+        match number::<i64>(s)? {
+            n if n < 1 => Err(format!("{n}: must be at least 1")),
+            n if n > 1 << 31 => Err(format!("{n} is absurdly large")),
+            n => Ok(n),
+        }
+    }
+
+    /// CPU threads: 1 to 4x the machine's logical CPUs.
+    pub fn threads(s: &str) -> Result<i32, String> {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let most = (4 * cpus).max(4);
+        match number::<i64>(s)? {
+            n if n < 1 => Err(format!("{n}: must be at least 1")),
+            n if n as usize > most => Err(format!(
+                "{n}: more than 4x this machine's {cpus} CPUs (at most {most})"
+            )),
+            n => Ok(n as i32),
+        }
+    }
+
+    fn finite(s: &str) -> Result<f64, String> {
+        let x = number::<f64>(s)?;
+        if x.is_finite() {
+            Ok(x)
+        } else {
+            Err(format!("{s:?} is not a finite number"))
+        }
+    }
+
+    /// A share between 0 and 1.
+    pub fn fraction(s: &str) -> Result<f64, String> {
+        match finite(s)? {
+            x if (0.0..=1.0).contains(&x) => Ok(x),
+            x => Err(format!("{x}: must be between 0 and 1")),
+        }
+    }
+
+    /// A finite number above 0.
+    pub fn positive(s: &str) -> Result<f64, String> {
+        match finite(s)? {
+            x if x > 0.0 => Ok(x),
+            x => Err(format!("{x}: must be above 0")),
+        }
+    }
+
+    /// A finite number, 0 or more.
+    pub fn non_negative(s: &str) -> Result<f64, String> {
+        match finite(s)? {
+            x if x >= 0.0 => Ok(x),
+            x => Err(format!("{x}: must be 0 or more")),
+        }
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
@@ -365,16 +442,18 @@ fn main() {
     }
 }
 
-fn read_lines(path: &PathBuf) -> Result<Vec<String>> {
-    let f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.with_context(|| format!("{}: line {}", path.display(), i + 1))?;
-        if !line.trim().is_empty() {
-            out.push(line);
-        }
+/// The texts of an `--input` file. Beyond 256 KiB a line is cut: the model reads at most
+/// its max_len tokens (512 word pieces of at most 100 characters each), so nothing it
+/// could see is lost and memory stays flat whatever the line length.
+fn read_lines(path: &std::path::Path) -> Result<Vec<String>> {
+    let (texts, cut) = destila::data::corpus::read_texts(path, 256 << 10)?;
+    if cut > 0 {
+        eprintln!(
+            "note: {}: {cut} line(s) longer than 256 KiB cut there (beyond what the model reads)",
+            path.display()
+        );
     }
-    Ok(out)
+    Ok(texts)
 }
 
 fn parse_kind(s: &str) -> Result<tch::Kind> {
@@ -550,12 +629,13 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             force,
         } => {
-            if out.exists() && !force {
-                bail!(
-                    "{}: already exists (use --force to replace it)",
-                    out.display()
-                );
-            }
+            let folder = destila::output::Folder::claim(
+                &out,
+                "init OUT",
+                "init",
+                force,
+                std::slice::from_ref(&config),
+            )?;
             let cfg = destila::bert::BertConfig::from_file(&config)?;
             tch::manual_seed(seed);
             let heads = match heads {
@@ -566,7 +646,13 @@ fn run(cli: Cli) -> Result<()> {
                 },
             };
             let model = destila::bert::Model::random(&cfg, heads, tch::Device::Cpu);
-            bert::save(&model, &out)?;
+            match bert::save(&model, &folder.tmp) {
+                Ok(()) => folder.commit()?,
+                Err(e) => {
+                    folder.abandon();
+                    return Err(e.into());
+                }
+            };
             println!("wrote {} ({})", out.display(), heads.architecture());
         }
         Command::Data { what } => data_command(what)?,
@@ -605,6 +691,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             set,
             quiet,
+            force,
         } => {
             let recipe = Recipe::from_file_with(&recipe, &set)?;
             let out = match out.or_else(|| {
@@ -628,6 +715,7 @@ fn run(cli: Cli) -> Result<()> {
             let main = group.as_ref().is_none_or(|g| g.is_main());
             let opts = destila::distill::trainer::RunOptions {
                 quiet,
+                force,
                 group,
                 ..Default::default()
             };
@@ -686,6 +774,18 @@ fn run(cli: Cli) -> Result<()> {
                 (Some(i), _) => Some(i),
                 (None, false) => destila::eval::baseline::saved_init(&student),
             };
+            let mut inputs = vec![teacher.clone(), student.clone()];
+            inputs.extend(init.clone());
+            inputs.extend(opts.sentences.clone());
+            inputs.extend(opts.pairs.clone());
+            destila::output::claim_entries(
+                &out,
+                "--out",
+                "eval",
+                destila::eval::compare::REPORT_FILES,
+                false,
+                &inputs,
+            )?;
             if let Some(i) = &init {
                 if !i.join("config.json").is_file() {
                     anyhow::bail!(
@@ -748,6 +848,14 @@ fn run(cli: Cli) -> Result<()> {
             let (Some(teacher), Some(student)) = (teacher, student) else {
                 bail!("destila bench needs --teacher DIR and --student DIR (or a subcommand: forward, step, data)");
             };
+            destila::output::claim_entries(
+                &out,
+                "--out",
+                "bench",
+                destila::bench::REPORT_FILES,
+                false,
+                &[teacher.clone(), student.clone()],
+            )?;
             let eval = eval.or_else(|| Some(out.join("eval.json")).filter(|p| p.is_file()));
             let quality = match eval {
                 Some(p) => {
@@ -797,6 +905,15 @@ fn run(cli: Cli) -> Result<()> {
                 dtype,
             } => {
                 let device = destila::device::parse(&device)?;
+                let kind = parse_kind(&dtype)?;
+                let cfg = bert::BertConfig::from_file(teacher.join("config.json"))?;
+                destila::bench::check_shape(
+                    &cfg,
+                    batch,
+                    seq_len,
+                    cfg.num_hidden_layers + student_layers,
+                    device,
+                )?;
                 let setup = destila::distill::trainer::StepBench {
                     student_layers,
                     batch,
@@ -804,7 +921,7 @@ fn run(cli: Cli) -> Result<()> {
                     iters,
                     warmup,
                     device,
-                    kind: parse_kind(&dtype)?,
+                    kind,
                 };
                 let r = destila::distill::trainer::bench_step(&teacher, &setup)?;
                 println!("{}", serde_json::to_string(&r)?);
@@ -823,6 +940,37 @@ fn run(cli: Cli) -> Result<()> {
                 let yaml = serde_json::json!({"train": [data], "max_seq_len": seq_len});
                 let cfg: destila::data::DataConfig = serde_json::from_value(yaml)
                     .map_err(|e| destila::Error::Invalid(format!("--data: {e}")))?;
+                if let Err((field, msg)) = cfg.validate() {
+                    let flag = if field == "max_seq_len" {
+                        "--seq-len"
+                    } else {
+                        "--data"
+                    };
+                    bail!("{flag}: {msg}");
+                }
+                let tc = destila::bert::BertConfig::from_file(teacher.join("config.json"))?;
+                let sc = destila::bert::BertConfig::from_file(student.join("config.json"))?;
+                if tc.vocab_size != sc.vocab_size {
+                    bail!(
+                        "the teacher's vocabulary ({}, {}) and the student's ({}, {}) differ: top-k targets compare the same tokens",
+                        tc.vocab_size,
+                        teacher.display(),
+                        sc.vocab_size,
+                        student.display()
+                    );
+                }
+                if let Some(big) = k.iter().find(|&&k| k as i64 > tc.vocab_size) {
+                    bail!(
+                        "--k {big} is more than the vocabulary ({} tokens)",
+                        tc.vocab_size
+                    );
+                }
+                if seq_len as i64 > tc.max_position_embeddings.min(sc.max_position_embeddings) {
+                    bail!(
+                        "--seq-len {seq_len} is longer than the models' max_position_embeddings ({})",
+                        tc.max_position_embeddings.min(sc.max_position_embeddings)
+                    );
+                }
                 let sets = destila::data::prepare(&cfg, &tokenizer)?;
                 let mut lo = destila::data::loader_options(&cfg, &tokenizer, batch, 1234);
                 lo.shuffle = false;
@@ -860,6 +1008,7 @@ fn run(cli: Cli) -> Result<()> {
                 dtype,
             } => {
                 let device = destila::device::parse(&device)?;
+                let kind = parse_kind(&dtype)?;
                 let heads = Heads {
                     mlm: mlm != MlmMode::None,
                     nsp,
@@ -868,9 +1017,11 @@ fn run(cli: Cli) -> Result<()> {
                 let opts = LoadOptions {
                     device,
                     heads,
-                    kind: parse_kind(&dtype)?,
+                    kind,
                     ..Default::default()
                 };
+                let cfg = bert::BertConfig::from_file(dir.join("config.json"))?;
+                destila::bench::check_shape(&cfg, batch, seq_len, 1, device)?;
                 let model = bert::load(&dir, &opts)?;
                 let setup = ForwardBench {
                     batch,

@@ -76,6 +76,16 @@ impl BertTokenizer {
     /// `tokenizer_config.json` when there is one).
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(Error::tokenizer(
+                dir,
+                if dir.exists() {
+                    "not a folder (a tokenizer is read from a model folder)"
+                } else {
+                    "no such folder"
+                },
+            ));
+        }
         let json = dir.join("tokenizer.json");
         let vocab = dir.join("vocab.txt");
         let mut tok = if json.is_file() {

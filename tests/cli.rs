@@ -146,7 +146,7 @@ fn init_writes_a_loadable_random_model_and_refuses_to_overwrite() {
         "--config",
         cfg.to_str().unwrap(),
     ]);
-    assert!(!ok && err.contains("already exists"), "{err}");
+    assert!(!ok && err.contains("--force"), "{err}");
 }
 
 #[test]

@@ -253,9 +253,14 @@ fn an_existing_folder_is_refused_without_force() {
     let dir = tempfile::tempdir().unwrap();
     let ck = checkpoint(dir.path());
     let out = dir.path().join("export");
+    // An empty folder is fine; the export's own earlier output needs --force.
     std::fs::create_dir_all(&out).unwrap();
+    export(&ck, &out, &opts()).unwrap();
     let e = export(&ck, &out, &opts()).unwrap_err().to_string();
-    assert!(e.contains("already exists") && e.contains("--force"), "{e}");
+    assert!(
+        e.contains("earlier destila export") && e.contains("--force"),
+        "{e}"
+    );
     export(
         &ck,
         &out,
@@ -266,4 +271,24 @@ fn an_existing_folder_is_refused_without_force() {
     )
     .unwrap();
     assert!(out.join("model.safetensors").is_file());
+    // Somebody else's file in it: refused even with --force, and the file survives.
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let e = export(
+        &ck,
+        &out,
+        &ExportOptions {
+            force: true,
+            ..opts()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("notes.txt") && e.contains("did not write"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "mine"
+    );
 }

@@ -262,6 +262,65 @@ fn head_of(name: &str) -> Option<fn(Heads) -> bool> {
 }
 
 /// A folder's tensors under their canonical (VarStore) names.
+/// Compares config.json with the shapes in the weights before anything is allocated, so a
+/// wrong config (an absurd vocab_size, a layer too many) names its field instead of
+/// allocating a model the weights cannot fill.
+fn check_shapes(
+    dir: &Path,
+    config: &BertConfig,
+    tensors: &BTreeMap<String, (String, PathBuf, Tensor)>,
+) -> Result<()> {
+    let cfg = dir.join("config.json");
+    let h = config.hidden_size;
+    for (name, field, rows) in [
+        (
+            "bert.embeddings.word_embeddings.weight",
+            "vocab_size",
+            config.vocab_size,
+        ),
+        (
+            "bert.embeddings.position_embeddings.weight",
+            "max_position_embeddings",
+            config.max_position_embeddings,
+        ),
+        (
+            "bert.embeddings.token_type_embeddings.weight",
+            "type_vocab_size",
+            config.type_vocab_size,
+        ),
+    ] {
+        if let Some((orig, file, t)) = tensors.get(name) {
+            let want = [rows, h];
+            if t.size() != want {
+                return Err(Error::checkpoint(
+                    &cfg,
+                    format!(
+                        "{field} {rows} and hidden_size {h} give {name} the shape {want:?}, but {} holds {orig} as {:?}",
+                        file.display(),
+                        t.size()
+                    ),
+                ));
+            }
+        }
+    }
+    let layers = tensors
+        .keys()
+        .filter_map(|k| k.strip_prefix("bert.encoder.layer."))
+        .filter_map(|k| k.split('.').next()?.parse::<i64>().ok())
+        .max()
+        .map_or(0, |m| m + 1);
+    if layers > 0 && layers < config.num_hidden_layers {
+        return Err(Error::checkpoint(
+            &cfg,
+            format!(
+                "num_hidden_layers {} but the weights hold {layers} layers",
+                config.num_hidden_layers
+            ),
+        ));
+    }
+    Ok(())
+}
+
 struct Canonical {
     files: Vec<PathBuf>,
     /// canonical name → (name in the file, file, tensor)
@@ -312,6 +371,7 @@ pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
         mut notes,
         dtypes,
     } = read_canonical(dir)?;
+    check_shapes(dir, &config, &tensors)?;
     let checkpoint_heads = heads_in(tensors.keys());
     let heads = checkpoint_heads.union(opts.heads);
     let untie = opts.untie_decoder && heads.mlm && !checkpoint_heads.mlm;
@@ -349,6 +409,12 @@ pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
             return Err(Error::checkpoint(
                 file,
                 format!("tensor {orig}: {:?} is not a floating-point kind", t.kind()),
+            ));
+        }
+        if !bool::try_from(t.isfinite().all()).unwrap_or(false) {
+            return Err(Error::checkpoint(
+                file,
+                format!("tensor {orig}: holds NaN or infinite values"),
             ));
         }
         tch::no_grad(|| var.shallow_clone().f_copy_(t))

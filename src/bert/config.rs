@@ -194,6 +194,38 @@ impl BertConfig {
                 return Err((field.into(), format!("{p} must be in [0, 1)")));
             }
         }
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
+            return Err((
+                "layer_norm_eps".into(),
+                format!("{} must be positive and finite", self.layer_norm_eps),
+            ));
+        }
+        if !(self.initializer_range.is_finite() && self.initializer_range >= 0.0) {
+            return Err((
+                "initializer_range".into(),
+                format!("{} must be finite, 0 or more", self.initializer_range),
+            ));
+        }
+        // Far beyond any BERT, and beyond what fits in memory: refused before allocating.
+        let params = self.vocab_size as f64 * self.hidden_size as f64
+            + self.max_position_embeddings as f64 * self.hidden_size as f64
+            + self.num_hidden_layers as f64
+                * (4.0 * (self.hidden_size as f64).powi(2)
+                    + 2.0 * self.hidden_size as f64 * self.intermediate_size as f64);
+        if params > 2e10 {
+            return Err((
+                "vocab_size".into(),
+                format!(
+                    "this shape (vocab_size {}, hidden_size {}, {} layers, intermediate_size {}, max_position_embeddings {}) has about {:.0e} parameters: too large to build",
+                    self.vocab_size,
+                    self.hidden_size,
+                    self.num_hidden_layers,
+                    self.intermediate_size,
+                    self.max_position_embeddings,
+                    params
+                ),
+            ));
+        }
         if self.pad_token_id < 0 || self.pad_token_id >= self.vocab_size {
             return Err((
                 "pad_token_id".into(),

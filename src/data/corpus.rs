@@ -1,6 +1,6 @@
 //! Raw text to documents of sentences, streaming: a file is read in lines of bounded length,
-//! so memory stays bounded whatever the corpus size (a `documents: file` document is held
-//! whole, by definition).
+//! and documents of bounded size (a longer one is split), so memory stays flat whatever the
+//! corpus and its line lengths.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -12,6 +12,75 @@ use crate::error::{Error, Result};
 /// Longest piece of a line handled at once; longer lines are cut at a space (or a character
 /// boundary) and the pieces treated as one wrapped line.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Longest document kept whole: a longer one (a file with no blank lines, one huge line) is
+/// split into documents of about this size, so memory stays flat.
+pub const MAX_DOCUMENT_BYTES: usize = 4 << 20;
+
+/// Reads the non-blank lines of a text file (one text a line), each cut to `max_bytes` (at a
+/// character boundary) without ever holding more of a line in memory: returns the texts
+/// and how many were cut.
+pub fn read_texts(path: &Path, max_bytes: usize) -> Result<(Vec<String>, usize)> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut out = Vec::new();
+    let mut cut = 0;
+    let mut line: Vec<u8> = Vec::new();
+    let mut over = false;
+    let mut number = 1usize;
+    let mut finish = |line: &mut Vec<u8>, over: &mut bool, number: usize| -> Result<()> {
+        if *over {
+            cut += 1;
+        }
+        let text = match std::str::from_utf8(line) {
+            Ok(t) => t,
+            // Cut inside a character: keep the whole characters before it.
+            Err(e) if *over && e.error_len().is_none() => {
+                std::str::from_utf8(&line[..e.valid_up_to()]).expect("valid prefix")
+            }
+            Err(e) => {
+                return Err(Error::Invalid(format!(
+                    "{}: line {number}: not UTF-8 ({e})",
+                    path.display()
+                )))
+            }
+        };
+        let text = text.trim_end_matches('\r');
+        if !text.trim().is_empty() {
+            out.push(text.to_string());
+        }
+        line.clear();
+        *over = false;
+        Ok(())
+    };
+    loop {
+        let available = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+        if available.is_empty() {
+            if !line.is_empty() || over {
+                finish(&mut line, &mut over, number)?;
+            }
+            break;
+        }
+        let (chunk, newline) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..i], true),
+            None => (available, false),
+        };
+        let room = max_bytes.saturating_sub(line.len());
+        if chunk.len() > room {
+            line.extend_from_slice(&chunk[..room]);
+            over = true;
+        } else {
+            line.extend_from_slice(chunk);
+        }
+        let n = chunk.len() + usize::from(newline);
+        reader.consume(n);
+        if newline {
+            finish(&mut line, &mut over, number)?;
+            number += 1;
+        }
+    }
+    Ok((out, cut))
+}
 
 /// Expands files, folders (recursively, sorted, hidden entries skipped) and glob patterns.
 pub fn expand(patterns: &[String]) -> Result<Vec<PathBuf>> {
@@ -183,7 +252,9 @@ pub fn read_documents(
     };
     let mut summary = FileSummary::default();
     let mut paragraph: Vec<String> = Vec::new();
+    let mut paragraph_bytes = 0usize;
     let mut document: Vec<String> = Vec::new();
+    let mut document_bytes = 0usize;
 
     let sentences_of = |lines: &[String]| -> Vec<String> {
         match opts.sentences {
@@ -216,14 +287,24 @@ pub fn read_documents(
                 }
             }
             Documents::BlankLine | Documents::File => {
-                if blank {
-                    document.extend(sentences_of(&paragraph));
-                    paragraph.clear();
-                    if opts.documents == Documents::BlankLine {
-                        flush(&mut document, &mut summary)?;
-                    }
-                } else {
+                if !blank {
+                    paragraph_bytes += line.len();
                     paragraph.push(line);
+                }
+                // A paragraph ends at a blank line, or (bounded memory) at about a line's
+                // limit; a document at its end or at MAX_DOCUMENT_BYTES.
+                if blank || paragraph_bytes >= MAX_LINE_BYTES {
+                    let s = sentences_of(&paragraph);
+                    document_bytes += s.iter().map(String::len).sum::<usize>();
+                    document.extend(s);
+                    paragraph.clear();
+                    paragraph_bytes = 0;
+                    if (blank && opts.documents == Documents::BlankLine)
+                        || document_bytes >= MAX_DOCUMENT_BYTES
+                    {
+                        flush(&mut document, &mut summary)?;
+                        document_bytes = 0;
+                    }
                 }
             }
         }

@@ -20,6 +20,8 @@ pub struct Launch {
     pub timeout: Duration,
 }
 
+/// The longest collective timeout accepted (one week), so no run waits forever.
+const MAX_TIMEOUT_S: f64 = 7.0 * 24.0 * 3600.0;
 /// How long a collective or the rendezvous may wait for the other ranks.
 pub const DEFAULT_TIMEOUT_S: u64 = 600;
 
@@ -80,10 +82,10 @@ impl Launch {
                 v.trim()
                     .parse::<f64>()
                     .ok()
-                    .filter(|s| *s > 0.0)
+                    .filter(|s| *s > 0.0 && *s <= MAX_TIMEOUT_S)
                     .ok_or_else(|| {
                         Error::Distributed(format!(
-                            "DESTILA_DIST_TIMEOUT_S={v:?} is not a positive number of seconds"
+                            "DESTILA_DIST_TIMEOUT_S={v:?} is not a number of seconds above 0 and at most {MAX_TIMEOUT_S} (a week)"
                         ))
                     })?,
             ),
@@ -162,5 +164,8 @@ mod tests {
         assert!(with("MASTER_PORT", "0").contains("MASTER_PORT"));
         assert!(with("WORLD_SIZE", "0").contains("WORLD_SIZE=0"));
         assert!(with("DESTILA_DIST_TIMEOUT_S", "-1").contains("DESTILA_DIST_TIMEOUT_S"));
+        for bad in ["inf", "1e300", "NaN", "0"] {
+            assert!(with("DESTILA_DIST_TIMEOUT_S", bad).contains("DESTILA_DIST_TIMEOUT_S"));
+        }
     }
 }

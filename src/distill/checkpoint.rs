@@ -124,6 +124,13 @@ pub fn list(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// The state (step, cursor, recipe) saved in checkpoint `dir`.
+pub fn read_state(dir: &Path) -> Result<TrainerState> {
+    let state_path = dir.join("state.json");
+    let text = crate::error::read_to_string(&state_path)?;
+    serde_json::from_str(&text).map_err(|e| Error::checkpoint(&state_path, e.to_string()))
+}
+
 /// Restores model weights, optimizer and extra variables from `dir`; returns its state.
 pub fn restore(
     dir: &Path,
@@ -131,10 +138,7 @@ pub fn restore(
     optimizer: &mut AdamW,
     extra: &nn::VarStore,
 ) -> Result<TrainerState> {
-    let state_path = dir.join("state.json");
-    let text = crate::error::read_to_string(&state_path)?;
-    let state: TrainerState =
-        serde_json::from_str(&text).map_err(|e| Error::checkpoint(&state_path, e.to_string()))?;
+    let state = read_state(dir)?;
     bert::checkpoint::restore(model, dir)?;
     let path = dir.join("trainer.safetensors");
     let saved: HashMap<String, Tensor> = bert::checkpoint::read_safetensors(&path)?

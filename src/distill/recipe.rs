@@ -515,6 +515,62 @@ fn set_path(
 }
 
 impl Recipe {
+    /// The files and folders the run reads (teacher, tokenizer, data, target cache, the
+    /// student's starting checkpoint): an output folder may never be, or hold, one of them.
+    pub fn inputs(&self) -> Vec<PathBuf> {
+        let mut v = vec![self.path.clone()];
+        if let Some(t) = &self.teacher {
+            v.push(t.checkpoint.clone());
+            if let Some(tg) = &t.targets {
+                v.push(tg.dir.clone());
+            }
+        }
+        if let Some(t) = &self.data.tokenizer {
+            v.push(t.clone());
+        }
+        for d in self.data.train.iter().chain(&self.data.validation) {
+            v.push(crate::output::glob_root(d));
+        }
+        v
+    }
+
+    /// The fields (dotted paths) whose values differ between two recipes, `training.steps`
+    /// and the file path aside: what a resumed run may not change.
+    pub fn changes_from(&self, earlier: &Recipe) -> Vec<String> {
+        fn walk(p: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+            match (a, b) {
+                (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+                    let keys: std::collections::BTreeSet<&String> =
+                        x.keys().chain(y.keys()).collect();
+                    for k in keys {
+                        let q = if p.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{p}.{k}")
+                        };
+                        let null = serde_json::Value::Null;
+                        walk(
+                            &q,
+                            x.get(k).unwrap_or(&null),
+                            y.get(k).unwrap_or(&null),
+                            out,
+                        );
+                    }
+                }
+                _ if a != b => out.push(format!("{p} ({a} -> {b})")),
+                _ => {}
+            }
+        }
+        let strip = |r: &Recipe| {
+            let mut r = r.clone();
+            r.training.steps = 0;
+            serde_json::to_value(&r).expect("serialisable")
+        };
+        let mut out = Vec::new();
+        walk("", &strip(earlier), &strip(self), &mut out);
+        out
+    }
+
     pub fn from_file(path: impl AsRef<Path>) -> Result<Recipe> {
         Self::from_file_with(path, &[])
     }
@@ -523,7 +579,84 @@ impl Recipe {
     pub fn from_file_with(path: impl AsRef<Path>, overrides: &[String]) -> Result<Recipe> {
         let path = path.as_ref();
         let text = crate::error::read_to_string(path)?;
-        Self::parse(&text, path, overrides)
+        let r = Self::parse(&text, path, overrides)?;
+        r.check_models()?;
+        Ok(r)
+    }
+
+    /// Checks the recipe against the teacher it names (its config.json), before any work:
+    /// the folder exists, the student's layers can be copied from it, and the sequence
+    /// length fits its position embeddings.
+    pub fn check_models(&self) -> Result<()> {
+        let err = |field: &str, msg: String| Err(Error::config(&self.path, field, msg));
+        let base = match &self.teacher {
+            Some(t) => {
+                let dir = &t.checkpoint;
+                if !dir.exists() {
+                    return err(
+                        "teacher.checkpoint",
+                        format!("{}: no such folder", dir.display()),
+                    );
+                }
+                let cfg = dir.join("config.json");
+                if !cfg.is_file() {
+                    return err(
+                        "teacher.checkpoint",
+                        format!(
+                            "{}: no config.json there (an HF checkpoint folder)",
+                            dir.display()
+                        ),
+                    );
+                }
+                crate::bert::BertConfig::from_file(&cfg)?
+            }
+            None => crate::bert::BertConfig::default(),
+        };
+        if self.data.max_seq_len as i64 > base.max_position_embeddings {
+            return err(
+                "data.max_seq_len",
+                format!(
+                    "{} is longer than the model's max_position_embeddings ({})",
+                    self.data.max_seq_len, base.max_position_embeddings
+                ),
+            );
+        }
+        if let Some(s) = &self.student {
+            let sc = crate::distill::student::student_config(s, Some(&base));
+            if let Err((f, m)) = sc.validate() {
+                let field = match f.as_str() {
+                    "num_hidden_layers" => "student.layers",
+                    "hidden_size" => "student.hidden_size",
+                    "num_attention_heads" => "student.attention_heads",
+                    "intermediate_size" => "student.intermediate_size",
+                    "hidden_act" => "student.activation",
+                    _ => "student",
+                };
+                return err(field, m);
+            }
+        }
+        if let (Some(s), Some(_)) = (&self.student, &self.teacher) {
+            if s.init == Init::FromTeacher {
+                if let Err(e) = crate::distill::student::layer_map(
+                    s.teacher_layers.as_ref(),
+                    s.layers as usize,
+                    base.num_hidden_layers as usize,
+                ) {
+                    let msg = e.to_string();
+                    let (field, msg) = msg.split_once(": ").unwrap_or(("student.layers", &msg));
+                    return err(field, msg.to_string());
+                }
+            }
+        }
+        if let Some(tok) = &self.data.tokenizer {
+            if !tok.exists() {
+                return err(
+                    "data.tokenizer",
+                    format!("{}: no such folder", tok.display()),
+                );
+            }
+        }
+        Ok(())
     }
 
     pub fn from_str(text: &str, path: &Path) -> Result<Recipe> {
@@ -584,11 +717,33 @@ impl Recipe {
         if let Err(e) = crate::device::check_syntax(&self.device) {
             return err("device", e);
         }
+        if self.output.as_os_str().is_empty() {
+            return err("output", "empty: name the run's folder".into());
+        }
         let o = &self.optimizer;
-        if o.learning_rate.is_nan() || o.learning_rate <= 0.0 {
+        if !(o.learning_rate.is_finite() && o.learning_rate > 0.0) {
             return err(
                 "optimizer.learning_rate",
-                format!("{} must be positive", o.learning_rate),
+                format!("{} must be positive and finite", o.learning_rate),
+            );
+        }
+        if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
+            return err(
+                "optimizer.weight_decay",
+                format!("{} must be finite, 0 or more", o.weight_decay),
+            );
+        }
+        if !(o.eps.is_finite() && o.eps > 0.0) {
+            return err(
+                "optimizer.eps",
+                format!("{} must be positive and finite", o.eps),
+            );
+        }
+        if o.weight_decay >= 1.0 {
+            eprintln!(
+                "warning: {}: optimizer.weight_decay {} is unusually large (AdamW uses about 0.01)",
+                self.path.display(),
+                o.weight_decay
             );
         }
         if !(0.0..1.0).contains(&o.betas.0) || !(0.0..1.0).contains(&o.betas.1) {
@@ -603,15 +758,23 @@ impl Recipe {
                 format!("{} exceeds training.steps {}", o.warmup_steps, t.steps),
             );
         }
-        if o.max_grad_norm < 0.0 {
-            return err("optimizer.max_grad_norm", "must not be negative".into());
+        if !(o.max_grad_norm.is_finite() && o.max_grad_norm >= 0.0) {
+            return err(
+                "optimizer.max_grad_norm",
+                format!(
+                    "{} must be finite, 0 or more (0: no clipping)",
+                    o.max_grad_norm
+                ),
+            );
         }
         let temp_ok = match self.losses.temperature {
-            Scheduled::Constant(v) => v > 0.0,
-            Scheduled::Linear { start, end } => start > 0.0 && end > 0.0,
+            Scheduled::Constant(v) => v > 0.0 && v.is_finite(),
+            Scheduled::Linear { start, end } => {
+                start > 0.0 && end > 0.0 && start.is_finite() && end.is_finite()
+            }
         };
         if !temp_ok {
-            return err("losses.temperature", "must be positive".into());
+            return err("losses.temperature", "must be positive and finite".into());
         }
         let active: Vec<&str> = self
             .losses
@@ -622,13 +785,15 @@ impl Recipe {
             .collect();
         for (name, w) in self.losses.all() {
             let bad = match w.weight {
-                Scheduled::Constant(v) => v < 0.0,
-                Scheduled::Linear { start, end } => start < 0.0 || end < 0.0,
+                Scheduled::Constant(v) => !(v >= 0.0 && v.is_finite()),
+                Scheduled::Linear { start, end } => {
+                    !(start >= 0.0 && end >= 0.0 && start.is_finite() && end.is_finite())
+                }
             };
             if bad {
                 return err(
                     &format!("losses.{name}.weight"),
-                    "must not be negative".into(),
+                    "must be finite, 0 or more".into(),
                 );
             }
         }

@@ -41,6 +41,11 @@ pub fn layer_map(
     student: usize,
     teacher: usize,
 ) -> Result<Vec<usize>> {
+    if student == 0 || (student > teacher && !matches!(choice, Some(LayerChoice::List(_)))) {
+        return Err(Error::Invalid(format!(
+            "student.layers: {student} for a {teacher}-layer teacher: init: from-teacher copies one teacher layer per student layer, so a student has 1 to {teacher} layers (or list student.teacher_layers)"
+        )));
+    }
     let map = match choice {
         Some(LayerChoice::List(l)) => l.clone(),
         _ => (1..=student)

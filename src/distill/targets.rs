@@ -399,6 +399,17 @@ pub fn write(recipe: &Recipe, out: &Path, opts: &RunOptions) -> Result<WriteSumm
             top_k: 32,
             pooled: false,
         });
+    let folder = crate::output::Folder::check(
+        out,
+        "targets --out",
+        "targets",
+        opts.force,
+        &recipe
+            .inputs()
+            .into_iter()
+            .filter(|p| p != out)
+            .collect::<Vec<_>>(),
+    )?;
     let device = match (crate::device::parse(&recipe.device)?, group) {
         (Device::Cuda(_), Some(g)) => Device::Cuda(g.local_rank()),
         (d, _) => d,
@@ -438,16 +449,9 @@ pub fn write(recipe: &Recipe, out: &Path, opts: &RunOptions) -> Result<WriteSumm
         Scheduled::Linear { start, .. } => start,
     };
 
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "targets".into());
-    let parent = out.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let tmp = parent.join(format!(".{name}.tmp"));
+    let tmp = folder.tmp.clone();
     if main {
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        folder.create()?;
     }
     barrier()?;
 
@@ -551,8 +555,7 @@ pub fn write(recipe: &Recipe, out: &Path, opts: &RunOptions) -> Result<WriteSumm
         };
         json(&index, "index.json")?;
         json(&manifest, "manifest.json")?;
-        let _ = std::fs::remove_dir_all(out);
-        std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
+        folder.commit()?;
     }
     barrier()?;
     Ok(WriteSummary {

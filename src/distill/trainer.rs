@@ -25,6 +25,7 @@ use crate::bert::{self, BertOutput, ForwardOptions, Heads, LoadOptions, MlmPosit
 use crate::data::{self, Batch, Cursor, Loader};
 use crate::dist::{self, Group, Launch};
 use crate::error::{Error, Result};
+use crate::output;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -716,6 +717,18 @@ fn rank_device(device: Device, launch: &Launch) -> Device {
     }
 }
 
+/// What a run writes into its output folder (listed in its marker; `--force` removes these
+/// and nothing else).
+const RUN_ENTRIES: &[&str] = &[
+    "metrics.csv",
+    "loss.svg",
+    "checkpoints",
+    "init",
+    "final",
+    "teacher-heads",
+    "teacher-heads-run",
+];
+
 /// Runs a recipe to its last step (or from its newest checkpoint with `resume`).
 pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
@@ -727,20 +740,46 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
     };
     let kind = precision(recipe, device)?;
     let out = &recipe.output;
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let inputs = recipe.inputs();
+    let claim = || output::claim_entries(out, "output", "distill", RUN_ENTRIES, true, &inputs);
+    if main {
+        claim()?;
+    } else {
+        output::guard(out, "output", &inputs)?;
+    }
     let ckpt_root = out.join("checkpoints");
     let existing = ckpt::list(&ckpt_root)?;
-    if !existing.is_empty() && !opts.resume {
-        if !opts.force {
-            return Err(Error::Invalid(format!(
-                "{} already has checkpoints: use --resume to continue the run, or --force to start it over",
-                out.display()
-            )));
+    if !existing.is_empty() && !opts.resume && !opts.force {
+        return Err(Error::Invalid(format!(
+            "{} already has checkpoints: use --resume to continue the run, or --force to start it over",
+            out.display()
+        )));
+    }
+    if opts.resume {
+        if let Some(last) = existing.last() {
+            let changed = recipe.changes_from(&ckpt::read_state(last)?.recipe);
+            if !changed.is_empty() {
+                return Err(Error::config(
+                    &recipe.path,
+                    changed[0].split(' ').next().unwrap_or("(recipe)"),
+                    format!(
+                        "differs from the recipe {} was made with: {}; only training.steps may change on --resume (use --force to start over)",
+                        last.display(),
+                        changed.join(", ")
+                    ),
+                ));
+            }
         }
+    }
+    if opts.force {
+        // Start over: only what earlier runs wrote there goes.
         barrier(group)?;
         if main {
-            std::fs::remove_dir_all(&ckpt_root).map_err(|e| Error::io(&ckpt_root, e))?;
+            // The fitted heads stay: a cache checked against its key before any reuse.
+            output::clear_own(out, "distill", &["teacher-heads"])?;
+            claim()?;
         }
+        barrier(group)?;
     }
 
     let tokenizer = recipe.tokenizer()?;
@@ -1052,18 +1091,6 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
     if opts.resume {
         if let Some(last) = existing.last() {
             let state = ckpt::restore(last, &model, &mut optimizer, &extra)?;
-            let mut a = state.recipe.clone();
-            let mut b = recipe.clone();
-            a.training.steps = 0;
-            b.training.steps = 0;
-            a.path = PathBuf::new();
-            b.path = PathBuf::new();
-            if a != b {
-                return Err(Error::Invalid(format!(
-                    "{}: the recipe differs from the one the checkpoint was made with (only training.steps may change on resume)",
-                    last.display()
-                )));
-            }
             if state.world != world {
                 return Err(Error::Invalid(format!(
                     "{}: the checkpoint was written by a run of {} process(es); resume it with the same number (this run has {world})",

@@ -17,6 +17,9 @@ use crate::embed::{cosine_matrix, Embedder, Pooling};
 use crate::error::{Error, Result};
 use crate::tokenize::Text;
 
+/// The files `destila eval` writes into its output folder.
+pub const REPORT_FILES: &[&str] = &["eval.json", "eval.csv", "similarity.svg"];
+
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
     /// One sentence a line; default: sentences of `corpus`.
@@ -535,7 +538,7 @@ impl EvalReport {
         out
     }
 
-    /// Writes eval.json, eval.csv and similarity.svg into `dir`.
+    /// Writes eval.json, eval.csv and similarity.svg ([`REPORT_FILES`]) into `dir`.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let json = dir.join("eval.json");

@@ -1,0 +1,389 @@
+//! Output folders: what a command may write, replace, and never touch.
+//!
+//! Every folder a command writes carries a marker file, [`MARKER`], that lists the entries
+//! destila wrote there and which command wrote each. The rules, for every command:
+//! - a folder that is, or holds, an input of the run, the working directory, a home or a
+//!   root is refused, whatever the flags;
+//! - a non-empty folder whose entries the marker does not list (somebody else's files) is
+//!   refused, with or without `--force`: destila never removes or overwrites a file it did
+//!   not write;
+//! - the command's own earlier output is replaced only with `--force` (commands that write
+//!   a whole folder) and only the entries the marker lists are removed;
+//! - whole folders are written under a temporary sibling and renamed into place.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The marker file in every folder destila writes.
+pub const MARKER: &str = ".destila-output.json";
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Marker {
+    /// Entry name → the command that wrote it.
+    entries: BTreeMap<String, String>,
+}
+
+fn read_marker(dir: &Path) -> Result<Marker> {
+    let path = dir.join(MARKER);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| Error::Invalid(format!("{}: unreadable marker ({e})", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Marker::default()),
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+fn write_marker(dir: &Path, m: &Marker) -> Result<()> {
+    let text = serde_json::to_string_pretty(m).expect("json");
+    crate::error::write_atomic(dir.join(MARKER), |p| {
+        std::fs::write(p, &text).map_err(|e| Error::io(p, e))
+    })
+}
+
+/// `p` made absolute, `.` and `..` resolved, and symbolic links resolved as far as the
+/// path exists.
+pub fn resolve(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut clean = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                clean.pop();
+            }
+            Component::CurDir => {}
+            c => clean.push(c),
+        }
+    }
+    // Canonicalise the longest existing prefix.
+    let mut rest = Vec::new();
+    let mut head = clean.clone();
+    loop {
+        if let Ok(c) = head.canonicalize() {
+            let mut out = c;
+            for r in rest.iter().rev() {
+                out.push(r);
+            }
+            return out;
+        }
+        match (head.file_name().map(|n| n.to_os_string()), head.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                head = parent.to_path_buf();
+            }
+            _ => return clean,
+        }
+    }
+}
+
+/// The part of a data path before its first glob character (`data/*.txt` → `data`).
+pub fn glob_root(s: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in Path::new(s).components() {
+        let text = part.as_os_str().to_string_lossy();
+        if text.contains(['*', '?', '[']) {
+            break;
+        }
+        out.push(part);
+    }
+    out
+}
+
+/// Refuses `dir` as an output folder when it is empty text, a root, a home, the working
+/// directory or one of its parents, or an input of the run (or a folder that holds one).
+pub fn guard(dir: &Path, what: &str, inputs: &[PathBuf]) -> Result<()> {
+    if dir.as_os_str().is_empty() {
+        return Err(Error::Invalid(format!(
+            "{what}: empty: name an output folder"
+        )));
+    }
+    let out = resolve(dir);
+    let refuse = |why: String| {
+        Err(Error::Invalid(format!(
+            "{what} {}: {why}; choose another output folder",
+            dir.display()
+        )))
+    };
+    if out.parent().is_none() {
+        return refuse("a root folder".into());
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        if out == resolve(Path::new(&home)) {
+            return refuse("the home folder".into());
+        }
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        let cwd = resolve(&cwd);
+        if cwd.starts_with(&out) {
+            return refuse(if cwd == out {
+                "the working directory".into()
+            } else {
+                "it holds the working directory".into()
+            });
+        }
+    }
+    for input in inputs {
+        if input.as_os_str().is_empty() {
+            continue;
+        }
+        let i = resolve(input);
+        if i.starts_with(&out) {
+            return refuse(if i == out {
+                format!("it is an input of this run ({})", input.display())
+            } else {
+                format!("it holds an input of this run ({})", input.display())
+            });
+        }
+    }
+    Ok(())
+}
+
+fn entries(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let e = e.map_err(|e| Error::io(dir, e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        // Our own temporary siblings and the marker are not the user's.
+        if name != MARKER && !name.starts_with(".destila-tmp") {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn list(names: &[String]) -> String {
+    let mut s = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 3 {
+        s += &format!(" and {} more", names.len() - 3);
+    }
+    s
+}
+
+/// The entries of `dir` that destila did not write (empty when `dir` does not exist).
+fn foreign(dir: &Path) -> Result<Vec<String>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    if !dir.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{}: is a file, not a folder",
+            dir.display()
+        )));
+    }
+    let m = read_marker(dir)?;
+    Ok(entries(dir)?
+        .into_iter()
+        .filter(|n| !m.entries.contains_key(n))
+        .collect())
+}
+
+fn refuse_foreign(dir: &Path, command: &str, foreign: &[String]) -> Result<()> {
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "{}: not empty, and not an earlier destila {command} output (it holds {}, which destila did not write); choose another folder: destila never removes or overwrites files it did not write",
+        dir.display(),
+        list(foreign)
+    )))
+}
+
+/// Removes the entries of `dir` that `command` wrote there (by the marker), and the folder
+/// itself when nothing else is left.
+fn remove_own(dir: &Path, command: &str, keep: &[&str]) -> Result<()> {
+    let mut m = read_marker(dir)?;
+    let own: Vec<String> = m
+        .entries
+        .iter()
+        .filter(|(n, c)| c.as_str() == command && !keep.contains(&n.as_str()))
+        .map(|(n, _)| n.clone())
+        .collect();
+    for name in &own {
+        let p = dir.join(name);
+        let r = if p.is_dir() && !p.is_symlink() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        match r {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&p, e)),
+        }
+        m.entries.remove(name);
+    }
+    if m.entries.is_empty() && entries(dir)?.is_empty() {
+        let _ = std::fs::remove_file(dir.join(MARKER));
+        std::fs::remove_dir(dir).map_err(|e| Error::io(dir, e))?;
+    } else {
+        write_marker(dir, &m)?;
+    }
+    Ok(())
+}
+
+/// A whole-folder output (`export`, `targets`, `init`): checked before any work, written
+/// under a temporary sibling, renamed into place by [`Folder::commit`].
+#[derive(Debug)]
+pub struct Folder {
+    pub dir: PathBuf,
+    pub tmp: PathBuf,
+    command: String,
+    force: bool,
+}
+
+impl Folder {
+    /// Checks that `dir` may receive the output of `command` and creates the temporary
+    /// sibling to write into. `what` names the flag or field (`--out`, `output`).
+    pub fn claim(
+        dir: &Path,
+        what: &str,
+        command: &str,
+        force: bool,
+        inputs: &[PathBuf],
+    ) -> Result<Folder> {
+        let f = Self::check(dir, what, command, force, inputs)?;
+        f.create()?;
+        Ok(f)
+    }
+
+    /// (Re)creates the empty temporary folder (one process of a data-parallel run does it).
+    pub fn create(&self) -> Result<()> {
+        let _ = std::fs::remove_dir_all(&self.tmp);
+        std::fs::create_dir_all(&self.tmp).map_err(|e| Error::io(&self.tmp, e))
+    }
+
+    /// The checks of [`Folder::claim`], creating nothing.
+    pub fn check(
+        dir: &Path,
+        what: &str,
+        command: &str,
+        force: bool,
+        inputs: &[PathBuf],
+    ) -> Result<Folder> {
+        guard(dir, what, inputs)?;
+        refuse_foreign(dir, command, &foreign(dir)?)?;
+        if dir.exists() && !entries(dir)?.is_empty() && !force {
+            return Err(Error::Invalid(format!(
+                "{}: already holds an earlier destila {command} output (use --force to replace it)",
+                dir.display()
+            )));
+        }
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = parent.join(format!(".destila-tmp-{name}"));
+        Ok(Folder {
+            dir: dir.to_path_buf(),
+            tmp,
+            command: command.to_string(),
+            force,
+        })
+    }
+
+    /// Moves what was written under the temporary name into place, replacing only this
+    /// command's own earlier output.
+    pub fn commit(self) -> Result<PathBuf> {
+        let mut m = Marker::default();
+        for name in entries(&self.tmp)? {
+            m.entries.insert(name, self.command.clone());
+        }
+        write_marker(&self.tmp, &m)?;
+        if self.dir.exists() {
+            // Checked again: somebody may have written there since the claim.
+            refuse_foreign(&self.dir, &self.command, &foreign(&self.dir)?)?;
+            if !self.force && !entries(&self.dir)?.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "{}: written to meanwhile; the new output stays in {}",
+                    self.dir.display(),
+                    self.tmp.display()
+                )));
+            }
+            remove_own(&self.dir, &self.command, &[])?;
+            if self.dir.exists() && entries(&self.dir)?.is_empty() {
+                let _ = std::fs::remove_file(self.dir.join(MARKER));
+                let _ = std::fs::remove_dir(&self.dir);
+            }
+        }
+        std::fs::rename(&self.tmp, &self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        Ok(self.dir.clone())
+    }
+
+    /// Removes the temporary folder (the work failed).
+    pub fn abandon(self) {
+        let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
+/// Checks that `command` may write the entries `names` into `dir`, which may also hold
+/// other destila output (an `eval` and a `bench` report share a folder) but must hold no
+/// file of the same name that destila did not write; records them in the marker and
+/// creates the folder. Refuses a folder with files destila did not write when `exclusive`
+/// (a run folder).
+pub fn claim_entries(
+    dir: &Path,
+    what: &str,
+    command: &str,
+    names: &[&str],
+    exclusive: bool,
+    inputs: &[PathBuf],
+) -> Result<()> {
+    guard(dir, what, inputs)?;
+    let foreign = foreign(dir)?;
+    if exclusive {
+        refuse_foreign(dir, command, &foreign)?;
+    } else {
+        let clash: Vec<String> = foreign
+            .into_iter()
+            .filter(|f| names.contains(&f.as_str()))
+            .collect();
+        if !clash.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{}: already holds {}, which destila did not write; choose another {what}: destila never overwrites files it did not write",
+                dir.display(),
+                list(&clash)
+            )));
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut m = read_marker(dir)?;
+    for n in names {
+        m.entries.insert(n.to_string(), command.to_string());
+    }
+    write_marker(dir, &m)
+}
+
+/// Removes the entries `command` wrote into `dir` (a run started over with `--force`),
+/// except those named in `keep` (validated caches).
+pub fn clear_own(dir: &Path, command: &str, keep: &[&str]) -> Result<()> {
+    if dir.is_dir() {
+        remove_own(dir, command, keep)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_cleans_dots() {
+        let r = resolve(Path::new("/tmp/a/../b/./c"));
+        assert!(r.ends_with("b/c"), "{}", r.display());
+    }
+
+    #[test]
+    fn glob_root_stops_at_globs() {
+        assert_eq!(glob_root("data/*.txt"), PathBuf::from("data"));
+        assert_eq!(glob_root("data/x/y.txt"), PathBuf::from("data/x/y.txt"));
+    }
+}
