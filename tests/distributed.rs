@@ -263,3 +263,141 @@ fn a_hung_rank_stops_the_other_after_the_timeout() {
     // SIGSTOP: the rank's sockets stay open; its peer waits out DESTILA_DIST_TIMEOUT_S.
     stop_one(1, "-STOP", 5, Duration::from_secs(40));
 }
+
+/// A loss column of a run's train rows.
+fn column(metrics: &Path, col: &str) -> Vec<(u64, f64)> {
+    destila::distill::metrics::read(metrics)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r["split"] == "train")
+        .map(|r| (r["step"].parse().unwrap(), r[col].parse().unwrap()))
+        .collect()
+}
+
+#[test]
+fn every_preset_runs_under_two_ranks_like_one_process() {
+    // Each shipped recipe, shrunk to tiny models: two ranks of batch 2 against one process
+    // of batch 4, 3 steps. Presets whose losses leave parameters without gradients (MiniLM's
+    // last-layer attention and values, TinyBERT's layer maps, no NSP) must not stall the
+    // reducer. The in-batch similarity loss compares the sequences of one rank's batch, so
+    // runs that use it are compared on their other (decomposable) losses at the first step.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cfg = BertConfig {
+        num_hidden_layers: 4,
+        hidden_size: 32,
+        num_attention_heads: 4,
+        intermediate_size: 64,
+        max_position_embeddings: 64,
+        hidden_dropout_prob: 0.0,
+        attention_probs_dropout_prob: 0.0,
+        ..Default::default()
+    };
+    let t = common::random_checkpoint(&dir.join("teacher"), &cfg, Heads::ALL, 3, true, true);
+    let (train, val) = common::corpus(dir);
+    let small = [
+        "student.hidden_size=32",
+        "student.attention_heads=4",
+        "student.intermediate_size=64",
+    ];
+    let narrow = [
+        "student.hidden_size=16",
+        "student.attention_heads=4",
+        "student.intermediate_size=32",
+    ];
+    // (preset, overrides, columns compared, rows compared, tolerance). The pretrain
+    // student has BERT's default dropout (no teacher to copy 0 from), drawn per rank, so
+    // it is held to the dropout noise only.
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a str], usize, f64);
+    let cases: [Case; 6] = [
+        ("demo", &["student.layers=2"], &["kd_mlm", "mlm", "pooled_cos"], 1, 1e-5),
+        ("embedding", &["student.layers=2"], &["pooled_cos"], 1, 1e-5),
+        (
+            "distilbert",
+            &["student.layers=2", "student.teacher_layers=uniform"],
+            &["loss"],
+            3,
+            1e-5,
+        ),
+        ("tinybert", &narrow, &["loss"], 3, 1e-5),
+        ("minilm", &small, &["loss"], 3, 1e-5),
+        ("pretrain", &small, &["loss"], 3, 0.1),
+    ];
+    for (name, extra, compare, rows, tol) in cases {
+        let mut sets: Vec<String> = vec![
+            "device=cpu".into(),
+            format!("data.train=[{}]", train.display()),
+            format!("data.validation=[{}]", val.display()),
+            "data.max_seq_len=32".into(),
+            format!("data.cache_dir={}", dir.join("cache").display()),
+            "training.steps=3".into(),
+            "training.eval_every=0".into(),
+            "training.eval_batches=1".into(),
+            "training.checkpoint_every=0".into(),
+            "training.log_every=1".into(),
+            "optimizer.warmup_steps=1".into(),
+        ];
+        if name == "pretrain" {
+            sets.push(format!("data.tokenizer={}", t.display()));
+            sets.push("student.layers=2".into());
+        } else {
+            sets.push(format!("teacher.checkpoint={}", t.display()));
+        }
+        if matches!(name, "tinybert" | "minilm") {
+            sets.push("student.layers=2".into());
+        }
+        sets.extend(extra.iter().map(|s| s.to_string()));
+        let recipe = common::root().join(format!("recipes/{name}.yaml"));
+        let go = |out: &Path, batch: usize, ranks: bool| {
+            let mut args: Vec<String> = vec![
+                "distill".into(),
+                recipe.display().to_string(),
+                "--quiet".into(),
+            ];
+            for s in sets.iter().cloned().chain([
+                format!("output={}", out.display()),
+                format!("training.batch_size={batch}"),
+            ]) {
+                args.push("--set".into());
+                args.push(s);
+            }
+            let mut cmd = if ranks {
+                let mut c = Command::new("timeout");
+                c.arg("300")
+                    .arg(torchrun())
+                    .args(["--standalone", "--nproc-per-node", "2", "--no-python"])
+                    .arg(env!("CARGO_BIN_EXE_destila"));
+                c
+            } else {
+                let mut c = Command::new("timeout");
+                c.arg("300").arg(env!("CARGO_BIN_EXE_destila"));
+                c
+            };
+            let o = cmd
+                .args(&args)
+                .env("OMP_NUM_THREADS", "1")
+                .env("DESTILA_DIST_TIMEOUT_S", "60")
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{name} ({}): {}\n{}",
+                if ranks { "2 ranks" } else { "1 process" },
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        let one = dir.join(format!("{name}-1"));
+        let two = dir.join(format!("{name}-2"));
+        go(&one, 4, false);
+        go(&two, 2, true);
+        for col in compare {
+            let (a, b) = (
+                column(&one.join("metrics.csv"), col),
+                column(&two.join("metrics.csv"), col),
+            );
+            assert_eq!(a.len(), 3, "{name}: {a:?}");
+            assert_same(&a[..rows], &b[..rows], tol);
+        }
+    }
+}

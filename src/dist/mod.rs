@@ -1,7 +1,10 @@
 //! Data-parallel runs on PyTorch's own distributed runtime (c10d): a `TCPStore` rendezvous
 //! and `ProcessGroupGloo` (CPU) or `ProcessGroupNCCL` (CUDA), reached through the small C++
-//! bridge in `csrc/c10d_bridge.cpp`. destila makes no collective of its own: it packs
-//! tensors into flat buckets and hands them to c10d.
+//! bridge in `csrc/c10d_bridge.cpp`. destila makes no collective of its own. Gradients are
+//! averaged by c10d's own `Reducer` (DDP's engine, [`Reducer`]), given exactly the
+//! parameters the active losses reach (`find_unused_parameters` off); the start-of-run
+//! weight broadcast packs tensors into flat buckets; loss counts and logged sums are small
+//! all-reduces of f64 values.
 //!
 //! Each rank also beats a heartbeat counter in the store, so that when a collective fails
 //! (a peer died, or did not answer within the timeout) the survivors can say which rank

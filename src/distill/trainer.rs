@@ -62,6 +62,7 @@ struct Plan {
     kd_all_positions: bool,
     /// Whether batches carry NSP labels (sentence pairs); single sentences do not.
     nsp_labels: bool,
+    student_layers: usize,
 }
 
 impl Plan {
@@ -69,19 +70,55 @@ impl Plan {
         self.active.iter().any(|(n, _, _)| *n == name)
     }
 
-    /// Whether the active losses reach parameter `name` (so that it gets a gradient): the
-    /// pooler and NSP head only through an NSP loss, the MLM head's own parameters only
-    /// through an MLM loss; everything else always.
+    /// Whether the active losses reach parameter `name` (so that it gets a gradient; the
+    /// data-parallel reducer must be given exactly those): the pooler and NSP head only
+    /// through an NSP loss, the MLM head's own parameters only through an MLM loss; an
+    /// encoder layer in full when a loss reads a hidden state at or after its output (the
+    /// heads and pooled losses read the last), and only its query and key (attention
+    /// scores or probabilities) or its value (value relations) when a loss reads those of
+    /// that layer and nothing later. Embeddings and learned projections always.
     fn reaches(&self, name: &str) -> bool {
         let nsp = self.has("nsp") || self.has("kd_nsp");
         let mlm = self.has("mlm") || self.has("kd_mlm");
         if name.starts_with("bert.pooler.") || name.starts_with("cls.seq_relationship.") {
-            nsp
-        } else if name.starts_with("cls.predictions.") {
-            mlm
-        } else {
-            true
+            return nsp;
         }
+        if name.starts_with("cls.predictions.") {
+            return mlm;
+        }
+        let Some((layer, part)) = name
+            .strip_prefix("bert.encoder.layer.")
+            .and_then(|r| r.split_once('.'))
+            .and_then(|(i, p)| Some((i.parse::<usize>().ok()?, p)))
+        else {
+            return true;
+        };
+        // Layers below `full` are reached whole; (layer, parts) pairs in part.
+        let mut full = 0usize;
+        let mut partial: Vec<(usize, [&str; 2])> = Vec::new();
+        for (n, _, pairs) in &self.active {
+            for &(a, _) in pairs {
+                match *n {
+                    "hidden_mse" | "hidden_cos" => full = full.max(a),
+                    "attention_mse" | "attention_kl" => {
+                        full = full.max(a - 1);
+                        partial.push((a - 1, ["attention.self.query.", "attention.self.key."]));
+                    }
+                    "value_relation" => {
+                        full = full.max(a - 1);
+                        partial.push((a - 1, ["attention.self.value.", "attention.self.value."]));
+                    }
+                    _ => full = full.max(self.student_layers),
+                }
+            }
+            if pairs.is_empty() {
+                full = full.max(self.student_layers);
+            }
+        }
+        layer < full
+            || partial
+                .iter()
+                .any(|(l, parts)| *l == layer && parts.iter().any(|p| part.starts_with(p)))
     }
 }
 
@@ -157,6 +194,7 @@ fn plan(recipe: &Recipe, s: &bert::BertConfig, t: Option<&bert::BertConfig>) -> 
         nsp_labels: recipe.data.examples == crate::data::ExampleFormat::Pairs,
         active,
         settings,
+        student_layers: ls,
     })
 }
 
@@ -1280,7 +1318,9 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
             // averages over the ranks, hence the factor `world`.
             let mut global = c.counts.clone();
             if let Some(g) = group {
+                let t0 = Instant::now();
                 g.sum_f64(&mut global)?;
+                win_comm += t0.elapsed().as_secs_f64();
             }
             let mut loss = Tensor::zeros([], (Kind::Float, device));
             for (i, ((_, v), w)) in c.components.iter().zip(&weights).enumerate() {
