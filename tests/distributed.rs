@@ -310,7 +310,13 @@ fn every_preset_runs_under_two_ranks_like_one_process() {
     // it is held to the dropout noise only.
     type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a str], usize, f64);
     let cases: [Case; 6] = [
-        ("demo", &["student.layers=2"], &["kd_mlm", "mlm", "pooled_cos"], 1, 1e-5),
+        (
+            "demo",
+            &["student.layers=2"],
+            &["kd_mlm", "mlm", "pooled_cos"],
+            1,
+            1e-5,
+        ),
         ("embedding", &["student.layers=2"], &["pooled_cos"], 1, 1e-5),
         (
             "distilbert",

@@ -551,3 +551,114 @@ fn fitting_keeps_a_head_the_teacher_already_has() {
     let e = run(&r, &opts).unwrap_err().to_string();
     assert!(e.contains("nothing to fit"), "{e}");
 }
+
+#[test]
+fn tinybert_two_stages_chain_through_student_init_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    // bert-base's shape, shrunk in width: 12 layers, 12 heads.
+    let t = tiny_teacher(&dir.path().join("teacher"), 12, 48, 12, Heads::ALL);
+    let (train, val) = corpus(dir.path());
+    let common_sets = |out: &str| -> Vec<String> {
+        vec![
+            format!("output={}", dir.path().join(out).display()),
+            "device=cpu".into(),
+            format!("teacher.checkpoint={}", t.display()),
+            format!("data.train=[{}]", train.display()),
+            format!("data.validation=[{}]", val.display()),
+            "data.max_seq_len=32".into(),
+            format!("data.cache_dir={}", dir.path().join("cache").display()),
+            "training.steps=3".into(),
+            "training.batch_size=4".into(),
+            "training.eval_batches=1".into(),
+            "optimizer.warmup_steps=1".into(),
+            "student.hidden_size=24".into(),
+            "student.intermediate_size=48".into(),
+        ]
+    };
+    let stage1 =
+        Recipe::from_file_with(root().join("recipes/tinybert.yaml"), &common_sets("s1")).unwrap();
+    let s1 = run(&stage1, &quiet()).unwrap();
+    let proj = s1.final_model.join("projection.safetensors");
+    assert!(proj.is_file(), "stage one saves its projection");
+
+    let stage2 = |extra: &[String]| {
+        let mut sets = common_sets("s2");
+        sets.push(format!(
+            "student.init={{checkpoint: {}, projection: drop}}",
+            s1.final_model.display()
+        ));
+        sets.extend(extra.iter().cloned());
+        Recipe::from_file_with(root().join("recipes/tinybert-stage2.yaml"), &sets)
+    };
+    // Stage two starts where stage one ended: its init/ is stage one's final model.
+    let r2 = stage2(&[]).unwrap();
+    let s2 = run(&r2, &quiet()).unwrap();
+    let a = bert::load(&s1.final_model, &Default::default()).unwrap();
+    let b = bert::load(s2.output.join("init"), &Default::default()).unwrap();
+    let bv = b.vs.variables();
+    let mut compared = 0;
+    for (name, v) in a.vs.variables() {
+        if name.starts_with("bert.") {
+            assert_eq!(common::max_abs(&v, &bv[&name]), 0.0, "{name}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 60, "{compared}");
+    assert!(s2.last_validation.unwrap().is_finite());
+
+    // The projection: keep it (hidden_mse continues with it) or drop it, explicitly.
+    let keep = |more: &[&str]| {
+        let mut v: Vec<String> = more.iter().map(|s| s.to_string()).collect();
+        v.push(format!(
+            "student.init={{checkpoint: {}, projection: keep}}",
+            s1.final_model.display()
+        ));
+        v
+    };
+    let e = stage2(&keep(&[])).unwrap_err().to_string();
+    assert!(
+        e.contains("student.init.projection") && e.contains("no loss"),
+        "{e}"
+    );
+    let r = stage2(&keep(&[
+        "losses.hidden_mse.weight=1",
+        "optimizer.learning_rate=1e-12",
+        "training.steps=1",
+        "training.checkpoint_every=1",
+    ]))
+    .map(|mut r| {
+        r.output = dir.path().join("s2-keep");
+        r
+    })
+    .unwrap();
+    let s = run(&r, &quiet()).unwrap();
+    let saved = destila::bert::checkpoint::read_safetensors(&proj).unwrap();
+    let ckpt = destila::bert::checkpoint::read_safetensors(
+        &s.output.join("checkpoints/step-000001/trainer.safetensors"),
+    )
+    .unwrap();
+    let get = |v: &[(String, tch::Tensor)], n: &str| {
+        v.iter().find(|(k, _)| k == n).unwrap().1.shallow_clone()
+    };
+    let d = common::max_abs(
+        &get(&saved, "projection.weight"),
+        &get(&ckpt, "extra.projection.weight"),
+    );
+    assert!(d < 1e-6, "kept projection moved by {d}");
+    let mut no_field = common_sets("s2");
+    no_field.push(format!(
+        "student.init={{checkpoint: {}}}",
+        s1.final_model.display()
+    ));
+    let e = Recipe::from_file_with(root().join("recipes/tinybert-stage2.yaml"), &no_field)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("student.init.projection") && e.contains("keep"),
+        "{e}"
+    );
+    let e = stage2(&["student.layers=3".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("student.layers") && e.contains("has 4"), "{e}");
+}

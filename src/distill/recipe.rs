@@ -216,14 +216,39 @@ pub enum LayerChoice {
     List(Vec<usize>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Init {
     /// BERT's initialisation, N(0, initializer_range).
     Random,
     /// Embeddings, chosen layers, pooler and heads copied from the teacher.
     FromTeacher,
+    /// `{checkpoint: DIR, projection: keep | drop}`: every weight from an HF folder of the
+    /// student's shape (a stage-one `final/`), to chain stages (TinyBERT).
+    #[serde(untagged)]
+    Checkpoint(CheckpointInit),
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointInit {
+    pub checkpoint: PathBuf,
+    /// What becomes of the learned hidden-state projection a stage-one run saved beside its
+    /// model (`projection.safetensors`): `keep` it for this run's `hidden_mse`, or `drop`
+    /// it (a fresh one, if any loss needs one). Required when the checkpoint holds one.
+    #[serde(default)]
+    pub projection: Option<ProjectionInit>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProjectionInit {
+    Keep,
+    Drop,
+}
+
+/// The file beside a run's `final/` model that holds its learned hidden-state projection.
+pub const PROJECTION_FILE: &str = "projection.safetensors";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -531,6 +556,9 @@ impl Recipe {
         for d in self.data.train.iter().chain(&self.data.validation) {
             v.push(crate::output::glob_root(d));
         }
+        if let Some(Init::Checkpoint(c)) = self.student.as_ref().map(|s| &s.init) {
+            v.push(c.checkpoint.clone());
+        }
         v
     }
 
@@ -569,6 +597,90 @@ impl Recipe {
         let mut out = Vec::new();
         walk("", &strip(earlier), &strip(self), &mut out);
         out
+    }
+
+    /// Checks a `student.init: {checkpoint}` against the recipe: the folder, its shape, its
+    /// projection; returns its config (the student's shape).
+    fn check_init_checkpoint(
+        &self,
+        c: &CheckpointInit,
+        teacher: &crate::bert::BertConfig,
+    ) -> Result<crate::bert::BertConfig> {
+        let err = |field: &str, msg: String| Err(Error::config(&self.path, field, msg));
+        let dir = &c.checkpoint;
+        if !dir.join("config.json").is_file() {
+            return err(
+                "student.init.checkpoint",
+                format!(
+                    "{}: {}",
+                    dir.display(),
+                    if dir.is_dir() {
+                        "no config.json there (an HF model folder, such as a run's final/)"
+                    } else {
+                        "no such folder"
+                    }
+                ),
+            );
+        }
+        let cfg = crate::bert::BertConfig::from_file(dir.join("config.json"))?;
+        let s = self.student.as_ref().expect("checked");
+        for (field, want, have) in [
+            ("layers", Some(s.layers), cfg.num_hidden_layers),
+            ("hidden_size", s.hidden_size, cfg.hidden_size),
+            (
+                "attention_heads",
+                s.attention_heads,
+                cfg.num_attention_heads,
+            ),
+            (
+                "intermediate_size",
+                s.intermediate_size,
+                cfg.intermediate_size,
+            ),
+        ] {
+            if let Some(w) = want.filter(|w| *w != have) {
+                return err(
+                    &format!("student.{field}"),
+                    format!(
+                        "{w}, but the checkpoint {} the student starts from has {have}",
+                        dir.display()
+                    ),
+                );
+            }
+        }
+        if self.teacher.is_some() && cfg.vocab_size != teacher.vocab_size {
+            return err(
+                "student.init.checkpoint",
+                format!(
+                    "{}: vocabulary {} differs from the teacher's {}",
+                    dir.display(),
+                    cfg.vocab_size,
+                    teacher.vocab_size
+                ),
+            );
+        }
+        let saved = dir.join(PROJECTION_FILE).is_file();
+        let uses = !self.losses.hidden_mse.weight.is_zero()
+            && self.teacher.is_some()
+            && cfg.hidden_size != teacher.hidden_size;
+        match (saved, c.projection) {
+            (true, None) => err(
+                "student.init.projection",
+                format!(
+                    "{} holds a learned projection ({PROJECTION_FILE}): say projection: keep (this run's hidden_mse continues with it) or projection: drop",
+                    dir.display()
+                ),
+            ),
+            (false, Some(ProjectionInit::Keep)) => err(
+                "student.init.projection",
+                format!("keep: {} holds no {PROJECTION_FILE}", dir.display()),
+            ),
+            (true, Some(ProjectionInit::Keep)) if !uses => err(
+                "student.init.projection",
+                "keep: no loss of this recipe uses a projection (hidden_mse between different widths); say drop".into(),
+            ),
+            _ => Ok(cfg),
+        }
     }
 
     pub fn from_file(path: impl AsRef<Path>) -> Result<Recipe> {
@@ -620,6 +732,10 @@ impl Recipe {
                     self.data.max_seq_len, base.max_position_embeddings
                 ),
             );
+        }
+        let mut base = base;
+        if let Some(Init::Checkpoint(c)) = self.student.as_ref().map(|s| &s.init) {
+            base = self.check_init_checkpoint(c, &base)?;
         }
         if let Some(s) = &self.student {
             let sc = crate::distill::student::student_config(s, Some(&base));
@@ -966,7 +1082,7 @@ impl Recipe {
                 }
             }
             match (&s.init, &s.teacher_layers) {
-                (Init::Random, Some(_)) => {
+                (Init::Random | Init::Checkpoint(_), Some(_)) => {
                     return err(
                         "student.teacher_layers",
                         "only with init: from-teacher".into(),

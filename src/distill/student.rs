@@ -70,6 +70,9 @@ pub fn build(
     device: Device,
     recipe_path: &Path,
 ) -> Result<Model> {
+    if let Init::Checkpoint(c) = &s.init {
+        return from_checkpoint(s, &c.checkpoint, device, recipe_path);
+    }
     let cfg = student_config(s, Some(base));
     cfg.validate()
         .map_err(|(f, m)| Error::config(recipe_path, format!("student ({f})"), m))?;
@@ -121,6 +124,50 @@ pub fn build(
             };
             // Heads the teacher lacks stay freshly initialised.
             if let Some(t) = tvars.get(&source) {
+                var.shallow_clone().f_copy_(t)?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(student)
+}
+
+/// `init: {checkpoint: DIR}`: the student built in the checkpoint's shape (the recipe's
+/// `student` fields must agree, checked with the recipe) with every weight it holds; heads
+/// it lacks are freshly initialised.
+fn from_checkpoint(
+    s: &StudentSection,
+    dir: &Path,
+    device: Device,
+    recipe_path: &Path,
+) -> Result<Model> {
+    let base = BertConfig::from_file(dir.join("config.json"))?;
+    let cfg = student_config(s, Some(&base));
+    cfg.validate()
+        .map_err(|(f, m)| Error::config(recipe_path, format!("student ({f})"), m))?;
+    let student = Model::random(&cfg, Heads::ALL, device);
+    let source = crate::bert::load(
+        dir,
+        &crate::bert::LoadOptions {
+            device,
+            heads: Heads::ALL,
+            ..Default::default()
+        },
+    )?;
+    let svars = source.vs.variables();
+    tch::no_grad(|| -> Result<()> {
+        for (name, var) in student.vs.variables() {
+            if let Some(t) = svars.get(&name) {
+                if t.size() != var.size() {
+                    return Err(Error::checkpoint(
+                        dir,
+                        format!(
+                            "tensor {name}: shape {:?}, the student (student section) expects {:?}",
+                            t.size(),
+                            var.size()
+                        ),
+                    ));
+                }
                 var.shallow_clone().f_copy_(t)?;
             }
         }

@@ -973,6 +973,13 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
         }
         _ => None,
     };
+    if let (Some(p), Some(super::recipe::Init::Checkpoint(c))) =
+        (&projection, recipe.student.as_ref().map(|s| &s.init))
+    {
+        if c.projection == Some(super::recipe::ProjectionInit::Keep) {
+            load_projection(p, &c.checkpoint.join(super::recipe::PROJECTION_FILE))?;
+        }
+    }
 
     // The student as it starts (step 0): the baseline `destila eval --init` measures the
     // trained student against. Written on a fresh start only; a resumed run keeps it.
@@ -1015,6 +1022,36 @@ pub fn run(recipe: &Recipe, opts: &RunOptions) -> Result<RunSummary> {
         cache,
     };
     train(recipe, opts, started, prepared)
+}
+
+/// The learned projection saved by a stage-one run, into `p` (shapes checked).
+fn load_projection(p: &nn::Linear, path: &Path) -> Result<()> {
+    let saved: std::collections::HashMap<String, Tensor> =
+        bert::checkpoint::read_safetensors(path)?
+            .into_iter()
+            .collect();
+    tch::no_grad(|| -> Result<()> {
+        for (name, var) in [
+            ("projection.weight", &p.ws),
+            ("projection.bias", p.bs.as_ref().expect("bias")),
+        ] {
+            let t = saved
+                .get(name)
+                .ok_or_else(|| Error::checkpoint(path, format!("missing tensor {name}")))?;
+            if t.size() != var.size() {
+                return Err(Error::checkpoint(
+                    path,
+                    format!(
+                        "tensor {name}: shape {:?}, this run's projection is {:?} (student and teacher widths)",
+                        t.size(),
+                        var.size()
+                    ),
+                ));
+            }
+            var.shallow_clone().f_copy_(t)?;
+        }
+        Ok(())
+    })
 }
 
 /// `model` as an HF folder with the tokenizer files at `dir`, written under a temporary
@@ -1473,6 +1510,21 @@ fn train(recipe: &Recipe, opts: &RunOptions, started: Instant, p: Prepared) -> R
         model.vs.set_kind(Kind::Float);
     }
     save_model(&model, &tok_dir, &final_dir)?;
+    // A learned projection goes beside the model, for a next stage to keep or drop.
+    if let Some(p) = &projection {
+        let path = final_dir.join(super::recipe::PROJECTION_FILE);
+        let named = [
+            ("projection.weight", p.ws.to_kind(Kind::Float)),
+            (
+                "projection.bias",
+                p.bs.as_ref().expect("bias").to_kind(Kind::Float),
+            ),
+        ];
+        crate::error::write_atomic(&path, |tmp| {
+            Tensor::write_safetensors(&named, tmp)
+                .map_err(|e| Error::checkpoint(tmp, e.to_string()))
+        })?;
+    }
 
     metrics::plot(
         &metrics_path,
