@@ -37,8 +37,41 @@ fn adamw_matches_torch_over_six_steps() {
         let db = common::max_abs(&b, &r[&format!("b{}", k + 1)]);
         assert!(dw < 1e-6 && db < 1e-6, "step {k}: {dw} {db}");
     }
-    // Weight decay reached the weight and not the bias: without it the weight would differ.
     assert!(common::max_abs(&w, &r["w0"]) > 1e-3);
+}
+
+#[test]
+fn weight_decay_is_decoupled_and_spares_biases() {
+    // One step with decay 0.01 against one without, same gradients: AdamW (decoupled)
+    // multiplies a weight by 1 - lr * decay before the Adam update, so the two results
+    // differ by exactly lr * decay * w0 for the weight, and not at all for the bias.
+    let r = common::read("adamw.safetensors");
+    let lr = 0.05;
+    let step = |decay: f64| {
+        let w = r["w0"].copy().set_requires_grad(true);
+        let b = r["b0"].copy().set_requires_grad(true);
+        let mut opt = AdamW::new(
+            vec![
+                ("layer.weight".into(), w.shallow_clone()),
+                ("layer.bias".into(), b.shallow_clone()),
+            ],
+            0.9,
+            0.999,
+            1e-6,
+        );
+        opt.zero_grad();
+        set_grad(&w, &r["gw0"]);
+        set_grad(&b, &r["gb0"]);
+        opt.step(lr, decay);
+        (w.detach(), b.detach())
+    };
+    let (w1, b1) = step(0.01);
+    let (w0, b0) = step(0.0);
+    let expected = &r["w0"] * (-lr * 0.01);
+    let d = common::max_abs(&(&w1 - &w0), &expected);
+    assert!(d < 1e-7, "weight: decay off by {d}");
+    assert!(common::max_abs(&expected, &expected.zeros_like()) > 1e-5);
+    assert_eq!(common::max_abs(&b1, &b0), 0.0, "the bias was decayed");
 }
 
 #[test]

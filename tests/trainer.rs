@@ -505,9 +505,13 @@ fn kd_on_all_positions_accumulation_and_scheduled_weights_run() {
         last["kd_mlm"].parse().unwrap(),
     );
     assert!((loss - (mlm + 2.0 * kd)).abs() < 1e-6 * loss.abs().max(1.0));
-    // Two micro-batches of 4 per step.
-    let sps: f64 = last["samples_per_s"].parse().unwrap();
-    assert!(sps > 0.0);
+    // Two micro-batches of 4 per step: 8 samples in each logged step (log_every 1).
+    for row in &train {
+        let sps: f64 = row["samples_per_s"].parse().unwrap();
+        let secs: f64 = row["step_s"].parse().unwrap();
+        let per_step = sps * secs;
+        assert!((per_step - 8.0).abs() < 0.05, "{per_step} samples a step");
+    }
 }
 
 #[test]
