@@ -34,6 +34,7 @@ $(FIXTURES)/DONE: scripts/fixtures.py | setup
 fixtures: setup $(FIXTURES)/DONE
 
 lint: setup
+	python3 scripts/check_imports.py
 	cargo fmt --check
 	cargo clippy --release --all-targets -- -D warnings
 

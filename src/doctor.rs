@@ -51,7 +51,7 @@ pub fn parity(dir: &Path, device: Device) -> Result<Parity> {
         bert::load(dir, &opts)
     };
     let cpu_model = load(Device::Cpu)?;
-    let batch = crate::bench::random_inputs(cpu_model.config().vocab_size, 4, 64, 1);
+    let batch = crate::bert::Inputs::random(cpu_model.config().vocab_size, 4, 64, 1);
     // Pad the tail of two rows, so that the attention mask is exercised.
     let _ = batch.attention_mask.get(1).narrow(0, 40, 24).fill_(0);
     let _ = batch.attention_mask.get(3).narrow(0, 10, 54).fill_(0);
@@ -72,4 +72,17 @@ pub fn parity(dir: &Path, device: Device) -> Result<Parity> {
             _ => None,
         },
     })
+}
+
+/// Refuses a device whose outputs differ from the CPU's by more than `tolerance` (or are
+/// NaN).
+pub fn check(p: &Parity, tolerance: f64) -> Result<()> {
+    let worst = p.max_abs_last_hidden.max(p.max_abs_pooled.unwrap_or(0.0));
+    if worst.is_nan() || worst > tolerance {
+        return Err(crate::Error::Device(format!(
+            "{} differs from the CPU by {worst:e} (tolerance {tolerance:e})",
+            p.device
+        )));
+    }
+    Ok(())
 }

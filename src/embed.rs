@@ -189,3 +189,64 @@ pub fn check_vocab(tokenizer: &BertTokenizer, model: &Model, dir: &Path) -> Resu
     }
     Ok(())
 }
+
+/// The `embed --format table` text: the numbered inputs, then their cosine-similarity
+/// matrix (4 decimals).
+pub fn render_table(texts: &[String], emb: &Tensor) -> String {
+    use std::fmt::Write;
+    let sim = cosine_matrix(emb, emb);
+    let mut out = String::new();
+    for (i, t) in texts.iter().enumerate() {
+        let _ = writeln!(out, "[{i}] {t}");
+    }
+    let _ = write!(out, "{:>6}", "");
+    for j in 0..texts.len() {
+        let _ = write!(out, "{:>8}", format!("[{j}]"));
+    }
+    out.push('\n');
+    for i in 0..texts.len() {
+        let _ = write!(out, "{:>6}", format!("[{i}]"));
+        for j in 0..texts.len() {
+            let _ = write!(out, "{:>8.4}", sim.double_value(&[i as i64, j as i64]));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The `embed --format jsonl` lines: `{"text": ..., "embedding": [...]}` per input.
+pub fn render_jsonl(texts: &[String], emb: &Tensor) -> Result<String> {
+    let mut out = String::new();
+    for (i, text) in texts.iter().enumerate() {
+        let v: Vec<f32> = Vec::try_from(emb.get(i as i64))?;
+        out += &serde_json::json!({"text": text, "embedding": v}).to_string();
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+
+    #[test]
+    fn the_table_shows_cosines_computed_by_hand() {
+        // (1, 0), (1, 1), (0, 2): cos(a, b) = 1/sqrt(2) = 0.7071, cos(a, c) = 0,
+        // cos(b, c) = 2/(sqrt(2)*2) = 0.7071.
+        let emb = Tensor::from_slice(&[1.0f32, 0.0, 1.0, 1.0, 0.0, 2.0]).view([3, 2]);
+        let texts: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let t = render_table(&texts, &emb);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "[0] a");
+        assert_eq!(
+            lines[4].split_whitespace().collect::<Vec<_>>(),
+            ["[0]", "1.0000", "0.7071", "0.0000"]
+        );
+        assert_eq!(
+            lines[6].split_whitespace().collect::<Vec<_>>(),
+            ["[2]", "0.0000", "0.7071", "1.0000"]
+        );
+        let j = render_jsonl(&texts[..1], &emb).unwrap();
+        assert_eq!(j, "{\"embedding\":[1.0,0.0],\"text\":\"a\"}\n");
+    }
+}

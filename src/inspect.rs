@@ -67,7 +67,7 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
         mlm_head: report.checkpoint_heads.mlm,
         nsp_head: report.checkpoint_heads.nsp,
         stored_dtypes: report.dtypes.iter().cloned().collect(),
-        loaded_dtype: crate::bert::checkpoint::kind_name(param_kind(&model.vs)),
+        loaded_dtype: crate::bert::weights::kind_name(param_kind(&model.vs)),
         params_embeddings: p("bert.embeddings."),
         params_encoder: p("bert.encoder."),
         params_pooler: p("bert.pooler."),

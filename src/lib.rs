@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bert;
 pub mod data;
 pub mod device;
+pub mod digest;
 pub mod dist;
 pub mod distill;
 pub mod doctor;
@@ -15,6 +16,7 @@ pub mod export;
 pub mod inspect;
 pub mod output;
 pub mod plot;
+pub mod timing;
 pub mod tokenize;
 
 pub use error::{Error, Result};

@@ -16,19 +16,6 @@ use tokenizers::{
 use crate::bert::Inputs;
 use crate::error::{Error, Result};
 
-/// SHA-256 of a file's bytes, hex.
-pub fn file_sha256(path: &Path) -> Result<String> {
-    use sha2::Digest;
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    Ok(format!("{:x}", sha2::Sha256::digest(&bytes)))
-}
-
-/// SHA-256 of a text, hex.
-pub fn text_sha256(text: &str) -> String {
-    use sha2::Digest;
-    format!("{:x}", sha2::Sha256::digest(text.as_bytes()))
-}
-
 /// One input: a single text or a pair (segment A, segment B).
 #[derive(Debug, Clone, Copy)]
 pub enum Text<'a> {
@@ -190,7 +177,7 @@ impl BertTokenizer {
                 Error::tokenizer(path, format!("special token {t} is not in the vocabulary"))
             })
         };
-        let fingerprint = file_sha256(path)?;
+        let fingerprint = crate::digest::file_sha256(path)?;
         Ok(BertTokenizer {
             plain: inner.clone(),
             fingerprint,

@@ -330,7 +330,7 @@ fn tokenizer_larger_than_the_model_vocabulary_is_refused() {
 #[test]
 fn sequence_longer_than_positions_is_an_error() {
     let model = load(&common::fixtures().join("tiny-gelu"));
-    let batch = destila::bench::random_inputs(1000, 1, 65, 0);
+    let batch = destila::bert::Inputs::random(1000, 1, 65, 0);
     let e = model
         .forward(&batch, &ForwardOptions::default())
         .unwrap_err()

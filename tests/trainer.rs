@@ -636,8 +636,8 @@ fn tinybert_two_stages_chain_through_student_init_checkpoint() {
     })
     .unwrap();
     let s = run(&r, &quiet()).unwrap();
-    let saved = destila::bert::checkpoint::read_safetensors(&proj).unwrap();
-    let ckpt = destila::bert::checkpoint::read_safetensors(
+    let saved = destila::bert::weights::read_safetensors(&proj).unwrap();
+    let ckpt = destila::bert::weights::read_safetensors(
         &s.output.join("checkpoints/step-000001/trainer.safetensors"),
     )
     .unwrap();

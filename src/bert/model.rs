@@ -65,6 +65,23 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// Random token ids (uniform over the non-special vocabulary), no padding, seeded: the
+    /// batches of the benchmarks and of `doctor`'s parity check.
+    pub fn random(vocab: i64, batch: i64, len: i64, seed: u64) -> Inputs {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        // Real BERT vocabularies keep [PAD], [unused*] and specials below 1000.
+        let low = if vocab > 2000 { 1000 } else { 5.min(vocab - 1) };
+        let ids: Vec<i64> = (0..batch * len)
+            .map(|_| rng.random_range(low..vocab))
+            .collect();
+        Inputs {
+            input_ids: Tensor::from_slice(&ids).view([batch, len]),
+            attention_mask: Tensor::ones([batch, len], (tch::Kind::Int64, Device::Cpu)),
+            token_type_ids: Tensor::zeros([batch, len], (tch::Kind::Int64, Device::Cpu)),
+        }
+    }
+
     pub fn to_device(&self, device: Device) -> Inputs {
         Inputs {
             input_ids: self.input_ids.to_device(device),

@@ -190,6 +190,22 @@ fn prepare_unweighted(cfg: &DataConfig, tokenizer: &BertTokenizer) -> Result<Dat
     })
 }
 
+/// The seed of every held-out loader (validation batches, evaluation, benchmarks), so that
+/// they draw the same examples whatever the run's seed.
+pub const HELD_OUT_SEED: u64 = 1234;
+
+/// A loader over held-out text: in order (no shuffle), its pairs and masks drawn with
+/// [`HELD_OUT_SEED`], from the start.
+pub fn held_out_loader(
+    corpus: std::sync::Arc<Corpus>,
+    docs: Vec<u32>,
+    mut opts: LoaderOptions,
+) -> Loader {
+    opts.shuffle = false;
+    opts.seed = HELD_OUT_SEED;
+    Loader::new(corpus, docs, opts, Cursor::default())
+}
+
 /// Loader options from the recipe's data section and the tokenizer.
 pub fn loader_options(
     cfg: &DataConfig,

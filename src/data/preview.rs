@@ -50,3 +50,34 @@ pub fn render(index: usize, m: &Masked, tok: &BertTokenizer) -> String {
         join(&marked[sep..]),
     )
 }
+
+/// `destila data preview`: the first `n` examples of a data section's training (or
+/// validation) text, decoded, with the masked tokens as {shown/original}.
+pub fn preview(
+    cfg: &crate::data::DataConfig,
+    tok: &BertTokenizer,
+    seed: u64,
+    n: usize,
+    validation: bool,
+) -> crate::Result<String> {
+    let sets = crate::data::prepare(cfg, tok)?;
+    let split = if validation {
+        sets.validation.ok_or_else(|| {
+            crate::Error::Invalid(
+                "--validation: the recipe has no validation data (data.validation)".into(),
+            )
+        })?
+    } else {
+        sets.train
+    };
+    let opts = crate::data::loader_options(cfg, tok, 1, seed);
+    let mut loader = crate::data::Loader::new(split.corpus, split.docs, opts, Default::default());
+    let mut out = String::from("masked tokens are shown as {shown/original}\n");
+    for i in 0..n {
+        let Some(items) = loader.next_items() else {
+            break;
+        };
+        out += &render(i + 1, &items[0], tok);
+    }
+    Ok(out)
+}

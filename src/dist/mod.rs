@@ -32,6 +32,44 @@ pub const BUCKET_BYTES: usize = 25 << 20;
 pub const FIRST_BUCKET_BYTES: usize = 1 << 20;
 const HEARTBEAT: Duration = Duration::from_millis(200);
 
+/// Whether this process is rank 0 of its group, or alone.
+pub fn is_main(group: &Option<Arc<Group>>) -> bool {
+    group.as_ref().is_none_or(|g| g.is_main())
+}
+
+/// Waits for every rank (nothing when alone).
+pub fn barrier(group: &Option<Arc<Group>>) -> Result<()> {
+    match group {
+        Some(g) => g.barrier(),
+        None => Ok(()),
+    }
+}
+
+/// Joins the data-parallel run the launcher's variables describe (torchrun's `RANK`,
+/// `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR`, `MASTER_PORT`); None when there is none.
+/// `device` is the recipe's (`auto`, `cpu`, `cuda`, ...).
+pub fn join(device: &str) -> Result<Option<Arc<Group>>> {
+    let Some(launch) = Launch::from_env()? else {
+        return Ok(None);
+    };
+    let device = rank_device(crate::device::parse(device)?, Some(launch.local_rank));
+    Ok(Some(Arc::new(Group::init(&launch, device)?)))
+}
+
+/// A rank's device: `cuda:LOCAL_RANK` when the run is on CUDA (the one mapping from rank
+/// to device).
+pub fn rank_device(device: Device, local_rank: Option<usize>) -> Device {
+    match (device, local_rank) {
+        (Device::Cuda(_), Some(r)) => Device::Cuda(r),
+        (d, _) => d,
+    }
+}
+
+/// The device of this process in `group` (its local rank's GPU on CUDA).
+pub fn group_device(device: Device, group: &Option<Arc<Group>>) -> Device {
+    rank_device(device, group.as_ref().map(|g| g.local_rank()))
+}
+
 /// Whether this build carries ProcessGroupNCCL (it needs the CUDA headers at build time).
 pub fn has_nccl() -> bool {
     // SAFETY: a constant function of the bridge.

@@ -139,9 +139,9 @@ pub fn restore(
     extra: &nn::VarStore,
 ) -> Result<TrainerState> {
     let state = read_state(dir)?;
-    bert::checkpoint::restore(model, dir)?;
+    bert::weights::restore(model, dir)?;
     let path = dir.join("trainer.safetensors");
-    let saved: HashMap<String, Tensor> = bert::checkpoint::read_safetensors(&path)?
+    let saved: HashMap<String, Tensor> = bert::weights::read_safetensors(&path)?
         .into_iter()
         .collect();
     optimizer.load_state(&saved, state.step)?;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::losses::Relation;
+use crate::bert::BertConfig;
 use crate::data::{DataConfig, ExampleFormat};
 use crate::error::{Error, Result};
 use crate::tokenize::BertTokenizer;
@@ -738,7 +739,7 @@ impl Recipe {
             base = self.check_init_checkpoint(c, &base)?;
         }
         if let Some(s) = &self.student {
-            let sc = crate::distill::student::student_config(s, Some(&base));
+            let sc = student_config(s, Some(&base));
             if let Err((f, m)) = sc.validate() {
                 let field = match f.as_str() {
                     "num_hidden_layers" => "student.layers",
@@ -753,7 +754,7 @@ impl Recipe {
         }
         if let (Some(s), Some(_)) = (&self.student, &self.teacher) {
             if s.init == Init::FromTeacher {
-                if let Err(e) = crate::distill::student::layer_map(
+                if let Err(e) = layer_map(
                     s.teacher_layers.as_ref(),
                     s.layers as usize,
                     base.num_hidden_layers as usize,
@@ -804,6 +805,27 @@ impl Recipe {
     }
 
     fn validate(&self) -> Result<()> {
+        self.validate_run()?;
+        self.validate_optimizer()?;
+        self.validate_losses()?;
+        self.validate_fit()?;
+        self.validate_job()?;
+        self.validate_targets()?;
+        self.validate_student()
+    }
+
+    /// The names of the losses with a weight.
+    fn active_losses(&self) -> Vec<&'static str> {
+        self.losses
+            .all()
+            .iter()
+            .filter(|(_, w)| !w.weight.is_zero())
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    /// The data, training, precision, device and output fields.
+    fn validate_run(&self) -> Result<()> {
         let err = |field: &str, msg: String| Err(Error::config(&self.path, field, msg));
         if let Err((f, m)) = self.data.validate() {
             return err(&format!("data.{f}"), m);
@@ -836,6 +858,13 @@ impl Recipe {
         if self.output.as_os_str().is_empty() {
             return err("output", "empty: name the run's folder".into());
         }
+        Ok(())
+    }
+
+    /// The optimizer section: finite, in range, warmup within the run.
+    fn validate_optimizer(&self) -> Result<()> {
+        let err = |field: &str, msg: String| Err(Error::config(&self.path, field, msg));
+        let t = &self.training;
         let o = &self.optimizer;
         if !(o.learning_rate.is_finite() && o.learning_rate > 0.0) {
             return err(
@@ -883,6 +912,12 @@ impl Recipe {
                 ),
             );
         }
+        Ok(())
+    }
+
+    /// The loss weights, temperatures, views and forms.
+    fn validate_losses(&self) -> Result<()> {
+        let err = |field: &str, msg: String| Err(Error::config(&self.path, field, msg));
         let temp_ok = match self.losses.temperature {
             Scheduled::Constant(v) => v > 0.0 && v.is_finite(),
             Scheduled::Linear { start, end } => {
@@ -892,13 +927,6 @@ impl Recipe {
         if !temp_ok {
             return err("losses.temperature", "must be positive and finite".into());
         }
-        let active: Vec<&str> = self
-            .losses
-            .all()
-            .iter()
-            .filter(|(_, w)| !w.weight.is_zero())
-            .map(|(n, _)| *n)
-            .collect();
         for (name, w) in self.losses.all() {
             let bad = match w.weight {
                 Scheduled::Constant(v) => !(v >= 0.0 && v.is_finite()),
@@ -953,6 +981,12 @@ impl Recipe {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// The settings of fitting heads onto the teacher.
+    fn validate_fit(&self) -> Result<()> {
+        let err = |field: &str, msg: String| Err(Error::config(&self.path, field, msg));
         if let Some(t) = &self.teacher {
             let f = &t.fit;
             if f.steps == 0 {
@@ -974,6 +1008,13 @@ impl Recipe {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// What each job needs: a teacher, a student, active losses.
+    fn validate_job(&self) -> Result<()> {
+        let err = |field: &str, msg: String| Err(Error::config(&self.path, field, msg));
+        let active = self.active_losses();
         let needs_teacher = active.iter().any(|n| !["mlm", "nsp"].contains(n));
         match self.job {
             Job::Distill => {
@@ -1013,6 +1054,13 @@ impl Recipe {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// A teacher-target cache: what it can feed.
+    fn validate_targets(&self) -> Result<()> {
+        let err = |field: &str, msg: String| Err(Error::config(&self.path, field, msg));
+        let active = self.active_losses();
         if let Some(tg) = self.teacher.as_ref().and_then(|t| t.targets.as_ref()) {
             if tg.top_k == 0 {
                 return err("teacher.targets.top_k", "must be at least 1".into());
@@ -1061,6 +1109,12 @@ impl Recipe {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The student section, and the tokenizer a recipe without teacher names.
+    fn validate_student(&self) -> Result<()> {
+        let err = |field: &str, msg: String| Err(Error::config(&self.path, field, msg));
         if let Some(s) = &self.student {
             if s.layers <= 0 {
                 return err("student.layers", format!("{} must be positive", s.layers));
@@ -1130,4 +1184,54 @@ impl Recipe {
     pub fn tokenizer(&self) -> Result<BertTokenizer> {
         BertTokenizer::from_dir(self.tokenizer_dir())
     }
+}
+
+/// The student's config: the teacher's (or BERT's defaults), with the recipe's overrides.
+pub fn student_config(s: &StudentSection, teacher: Option<&BertConfig>) -> BertConfig {
+    let mut c = teacher.cloned().unwrap_or_default();
+    c.num_hidden_layers = s.layers;
+    if let Some(h) = s.hidden_size {
+        c.hidden_size = h;
+    }
+    if let Some(a) = s.attention_heads {
+        c.num_attention_heads = a;
+    }
+    if let Some(i) = s.intermediate_size {
+        c.intermediate_size = i;
+    }
+    if let Some(a) = &s.activation {
+        c.hidden_act = a.clone();
+    }
+    c.extra.remove("_name_or_path");
+    // The student's decoder is its word-embedding matrix, as in BERT, even when the
+    // teacher's was untied for head fitting: a second vocabulary matrix would double the
+    // student's largest part.
+    c.tie_word_embeddings = true;
+    c
+}
+
+/// Teacher layer (0-based) for each student layer. `uniform` spaces them evenly, ending at
+/// the teacher's last layer (6 → 3: 1, 3, 5; 12 → 4: 2, 5, 8, 11).
+pub fn layer_map(
+    choice: Option<&LayerChoice>,
+    student: usize,
+    teacher: usize,
+) -> Result<Vec<usize>> {
+    if student == 0 || (student > teacher && !matches!(choice, Some(LayerChoice::List(_)))) {
+        return Err(Error::Invalid(format!(
+            "student.layers: {student} for a {teacher}-layer teacher: init: from-teacher copies one teacher layer per student layer, so a student has 1 to {teacher} layers (or list student.teacher_layers)"
+        )));
+    }
+    let map = match choice {
+        Some(LayerChoice::List(l)) => l.clone(),
+        _ => (1..=student)
+            .map(|i| ((i * teacher) as f64 / student as f64).round() as usize - 1)
+            .collect(),
+    };
+    if let Some(bad) = map.iter().find(|&&l| l >= teacher) {
+        return Err(Error::Invalid(format!(
+            "student.teacher_layers: layer {bad} does not exist (the teacher has {teacher}, numbered from 0)"
+        )));
+    }
+    Ok(map)
 }

@@ -6,59 +6,10 @@ use std::path::Path;
 
 use tch::Device;
 
-use super::recipe::{Init, LayerChoice, StudentSection};
+pub use super::recipe::{layer_map, student_config};
+use super::recipe::{Init, StudentSection};
 use crate::bert::{BertConfig, Heads, Model};
 use crate::error::{Error, Result};
-
-/// The student's config: the teacher's (or BERT's defaults), with the recipe's overrides.
-pub fn student_config(s: &StudentSection, teacher: Option<&BertConfig>) -> BertConfig {
-    let mut c = teacher.cloned().unwrap_or_default();
-    c.num_hidden_layers = s.layers;
-    if let Some(h) = s.hidden_size {
-        c.hidden_size = h;
-    }
-    if let Some(a) = s.attention_heads {
-        c.num_attention_heads = a;
-    }
-    if let Some(i) = s.intermediate_size {
-        c.intermediate_size = i;
-    }
-    if let Some(a) = &s.activation {
-        c.hidden_act = a.clone();
-    }
-    c.extra.remove("_name_or_path");
-    // The student's decoder is its word-embedding matrix, as in BERT, even when the
-    // teacher's was untied for head fitting: a second vocabulary matrix would double the
-    // student's largest part.
-    c.tie_word_embeddings = true;
-    c
-}
-
-/// Teacher layer (0-based) for each student layer. `uniform` spaces them evenly, ending at
-/// the teacher's last layer (6 → 3: 1, 3, 5; 12 → 4: 2, 5, 8, 11).
-pub fn layer_map(
-    choice: Option<&LayerChoice>,
-    student: usize,
-    teacher: usize,
-) -> Result<Vec<usize>> {
-    if student == 0 || (student > teacher && !matches!(choice, Some(LayerChoice::List(_)))) {
-        return Err(Error::Invalid(format!(
-            "student.layers: {student} for a {teacher}-layer teacher: init: from-teacher copies one teacher layer per student layer, so a student has 1 to {teacher} layers (or list student.teacher_layers)"
-        )));
-    }
-    let map = match choice {
-        Some(LayerChoice::List(l)) => l.clone(),
-        _ => (1..=student)
-            .map(|i| ((i * teacher) as f64 / student as f64).round() as usize - 1)
-            .collect(),
-    };
-    if let Some(bad) = map.iter().find(|&&l| l >= teacher) {
-        return Err(Error::Invalid(format!(
-            "student.teacher_layers: layer {bad} does not exist (the teacher has {teacher}, numbered from 0)"
-        )));
-    }
-    Ok(map)
-}
 
 /// Builds the student with every head (so it can learn MLM/NSP and be exported with them).
 /// `base` gives what the recipe leaves out (vocabulary, positions, defaults for the shape);

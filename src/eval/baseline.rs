@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::compare::EvalReport;
-
 /// One metric of the comparison.
 #[derive(Debug, Clone, Serialize)]
 pub struct Gain {
@@ -111,12 +109,13 @@ enum Teacher {
     Key(&'static str),
 }
 
-/// Compares `student` (evaluated against the teacher) with `init` (the same evaluation of
-/// the student's starting point). Metrics missing from either report are left out.
-pub fn compare(student: &EvalReport, init: &EvalReport) -> Baseline {
+/// Compares `student`'s metrics (its evaluation against the teacher, flattened) with
+/// `init`'s (the same evaluation of the student's starting point, the model `init_name`).
+/// Metrics missing from either are left out.
+pub fn compare(student: &[(String, f64)], init: &[(String, f64)], init_name: &str) -> Baseline {
     let (s, i): (BTreeMap<_, _>, BTreeMap<_, _>) = (
-        student.flat().into_iter().collect(),
-        init.flat().into_iter().collect(),
+        student.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
+        init.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
     );
     let metrics = METRICS
         .iter()
@@ -143,13 +142,36 @@ pub fn compare(student: &EvalReport, init: &EvalReport) -> Baseline {
         })
         .collect();
     Baseline {
-        init: init.student.clone(),
+        init: init_name.to_string(),
         metrics,
     }
 }
 
 /// The student's initialisation saved beside a trained student by `distill`
 /// (`RUN/final` → `RUN/init`), if there is one.
+/// The baseline `destila eval` compares with: `--init DIR` (which must be a model folder),
+/// none with `--no-init`, else the `init/` folder `distill` saved beside the student.
+pub fn resolve_init(
+    student: &Path,
+    init: Option<PathBuf>,
+    no_init: bool,
+) -> crate::Result<Option<PathBuf>> {
+    let init = match (init, no_init) {
+        (_, true) => None,
+        (Some(i), _) => Some(i),
+        (None, false) => saved_init(student),
+    };
+    if let Some(i) = &init {
+        if !i.join("config.json").is_file() {
+            return Err(crate::Error::Invalid(format!(
+                "--init {}: no config.json there (a model folder, such as a run's init/)",
+                i.display()
+            )));
+        }
+    }
+    Ok(init)
+}
+
 pub fn saved_init(student: &Path) -> Option<PathBuf> {
     let parent = student.parent()?;
     let init = parent.join("init");

@@ -12,7 +12,7 @@ use super::contrast::{contrast, Contrast, POSTO_A, POSTO_B, POSTO_WORD};
 use super::stats::{knn_overlap, linear_cka, pearson, spearman, upper_triangle};
 use crate::bert::{ForwardOptions, MlmPositions, Model};
 use crate::data::config::{DataConfig, TextOptions};
-use crate::data::{self, corpus, Cursor, Loader};
+use crate::data::{self, corpus};
 use crate::embed::{cosine_matrix, Embedder, Pooling};
 use crate::error::{Error, Result};
 use crate::tokenize::Text;
@@ -312,9 +312,8 @@ fn heads(
     ))
     .map_err(|e| Error::Invalid(format!("eval corpus options: {e}")))?;
     let sets = data::prepare(&cfg, &t.tokenizer)?;
-    let mut lo = data::loader_options(&cfg, &t.tokenizer, opts.batch_size, 1234);
-    lo.shuffle = false;
-    let mut loader = Loader::new(sets.train.corpus, sets.train.docs, lo, Cursor::default());
+    let lo = data::loader_options(&cfg, &t.tokenizer, opts.batch_size, data::HELD_OUT_SEED);
+    let mut loader = data::held_out_loader(sets.train.corpus, sets.train.docs, lo);
     let (mut agree, mut t_ok, mut s_ok, mut kl, mut n) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let (mut nsp_agree, mut t_nsp, mut s_nsp, mut seqs) = (0.0, 0.0, 0.0, 0.0);
     for _ in 0..opts.head_batches {
@@ -498,7 +497,11 @@ pub fn evaluate_with_init(
     let mut report = evaluate(teacher, student, opts)?;
     if let Some(init) = init {
         let base = evaluate(teacher, init, opts)?;
-        report.baseline = Some(super::baseline::compare(&report, &base));
+        report.baseline = Some(super::baseline::compare(
+            &report.flat(),
+            &base.flat(),
+            &base.student,
+        ));
     }
     Ok(report)
 }

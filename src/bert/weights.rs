@@ -205,6 +205,18 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Reads a weight file; int8-quantised linear weights (`destila export --quantize int8`:
 /// `NAME.qweight` int8 [out, in] and `NAME.qscale` f32 [out]) come back as float `NAME`.
+/// The SHA-256 of a checkpoint folder's weights file (`model.safetensors`, else
+/// `pytorch_model.bin`): what heads and target caches are keyed by.
+pub fn digest(dir: &Path) -> Result<String> {
+    let f = dir.join("model.safetensors");
+    let f = if f.is_file() {
+        f
+    } else {
+        dir.join("pytorch_model.bin")
+    };
+    crate::digest::file_sha256(&f)
+}
+
 pub fn read_weights(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let raw = if path.extension().is_some_and(|e| e == "safetensors") {
         read_safetensors(path)?
@@ -480,6 +492,24 @@ pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
 
 /// Saves `model.safetensors` (HF names; `bert.` prefix dropped for a headless model, as
 /// `BertModel.save_pretrained` does) and `config.json`, each written atomically.
+/// `destila init`: a freshly initialised BERT of `config`'s shape (N(0,
+/// initializer_range), seeded) with `heads`, written to `out` through the output rules
+/// (`crate::output::Folder`).
+pub fn init(out: &Path, config: &Path, heads: Heads, seed: i64, force: bool) -> Result<PathBuf> {
+    let folder =
+        crate::output::Folder::claim(out, "init OUT", "init", force, &[config.to_path_buf()])?;
+    let cfg = BertConfig::from_file(config)?;
+    tch::manual_seed(seed);
+    let model = Model::random(&cfg, heads, Device::Cpu);
+    match save(&model, &folder.tmp) {
+        Ok(()) => folder.commit(),
+        Err(e) => {
+            folder.abandon();
+            Err(e)
+        }
+    }
+}
+
 pub fn save(model: &Model, dir: impl AsRef<Path>) -> Result<()> {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;

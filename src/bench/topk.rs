@@ -1,0 +1,160 @@
+//! Top-k teacher targets against the full vocabulary on held-out text (`destila bench topk`):
+//! storage per token and the KD loss of a student with each.
+
+use std::path::Path;
+
+use serde::Serialize;
+use tch::Kind;
+
+use crate::bert::{ForwardOptions, MlmPositions, Model};
+use crate::data::Batch;
+use crate::error::Result;
+
+/// One row of `topk_gap`: what top-k storage costs and how far its KD loss is from the
+/// full-vocabulary one.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopkRow {
+    pub k: usize,
+    /// Bytes of top-k ids, fp16 logits and the fp32 tail per masked token, and per input
+    /// token.
+    pub bytes_per_masked: f64,
+    pub bytes_per_token: f64,
+    pub kd_full: f64,
+    /// `kd_topk_tail`: the top k and the teacher's tail mass as one more outcome.
+    pub kd_topk: f64,
+    /// kd_topk − kd_full, and that over kd_full.
+    pub difference: f64,
+    pub relative: f64,
+    /// Teacher probability mass (at T) inside the top k, averaged over positions.
+    pub mass: f64,
+}
+
+/// Over `batches`, the KD loss (temperature `t`) with the full teacher distribution and
+/// with its top k classes only, for each k; ids stored as int16 when the vocabulary allows.
+pub fn topk_gap(
+    teacher: &Model,
+    student: &Model,
+    batches: &[Batch],
+    ks: &[usize],
+    t: f64,
+) -> Result<Vec<TopkRow>> {
+    let vocab = teacher.config().vocab_size;
+    let id_bytes = if vocab <= 1 << 16 { 2.0 } else { 4.0 };
+    let (mut masked, mut tokens) = (0f64, 0f64);
+    let mut full = 0f64;
+    let mut sums = vec![(0f64, 0f64); ks.len()];
+    tch::no_grad(|| -> Result<()> {
+        for b in batches {
+            let opts = ForwardOptions {
+                mlm: MlmPositions::Flat(b.masked_positions.shallow_clone()),
+                ..Default::default()
+            };
+            let lt = teacher
+                .forward(&b.inputs, &opts)?
+                .mlm_logits
+                .expect("asked for");
+            let ls = student
+                .forward(&b.inputs, &opts)?
+                .mlm_logits
+                .expect("asked for");
+            let n = lt.size()[0] as f64;
+            masked += n;
+            tokens += b.inputs.attention_mask.sum(Kind::Float).double_value(&[]);
+            full += crate::distill::losses::kd(&lt, &ls, t).double_value(&[]) * n;
+            let p = (&lt / t).softmax(-1, Kind::Float);
+            for (i, &k) in ks.iter().enumerate() {
+                let (v, ids) = lt.topk(k as i64, -1, true, true);
+                let mass = p
+                    .gather(-1, &ids, false)
+                    .sum_dim_intlist(-1, false, Kind::Float);
+                let tail = crate::distill::losses::tail_log_mass(&lt, &ids, t);
+                let kd =
+                    crate::distill::losses::kd_topk_tail(&ids, &v, &tail, &ls, t).double_value(&[]);
+                sums[i].0 += kd * n;
+                sums[i].1 += mass.sum(Kind::Float).double_value(&[]);
+            }
+        }
+        Ok(())
+    })?;
+    let kd_full = full / masked.max(1.0);
+    Ok(ks
+        .iter()
+        .zip(sums)
+        .map(|(&k, (kd, mass))| {
+            let kd_topk = kd / masked.max(1.0);
+            let per_masked = k as f64 * (id_bytes + 2.0) + 4.0;
+            TopkRow {
+                k,
+                bytes_per_masked: per_masked,
+                bytes_per_token: per_masked * masked / tokens.max(1.0),
+                kd_full,
+                kd_topk,
+                difference: kd_topk - kd_full,
+                relative: (kd_topk - kd_full) / kd_full,
+                mass: mass / masked.max(1.0),
+            }
+        })
+        .collect())
+}
+
+/// `destila bench topk`'s settings.
+#[derive(Debug, Clone)]
+pub struct TopkOptions {
+    /// Held-out text (file, folder or glob).
+    pub data: String,
+    pub k: Vec<usize>,
+    pub batches: usize,
+    pub batch: usize,
+    pub seq_len: usize,
+    pub temperature: f64,
+}
+
+/// Checks the two models and the settings against each other, draws `batches` held-out
+/// batches of `data` (teacher's tokenizer) and measures [`topk_gap`] for each k.
+pub fn run(teacher: &Path, student: &Path, o: &TopkOptions) -> Result<Vec<TopkRow>> {
+    use crate::error::Error;
+    let tokenizer = crate::tokenize::BertTokenizer::from_dir(teacher)?;
+    let yaml = serde_json::json!({"train": [o.data], "max_seq_len": o.seq_len});
+    let cfg: crate::data::DataConfig =
+        serde_json::from_value(yaml).map_err(|e| Error::Invalid(format!("--data: {e}")))?;
+    if let Err((field, msg)) = cfg.validate() {
+        let flag = if field == "max_seq_len" {
+            "--seq-len"
+        } else {
+            "--data"
+        };
+        return Err(Error::Invalid(format!("{flag}: {msg}")));
+    }
+    let tc = crate::bert::BertConfig::from_file(teacher.join("config.json"))?;
+    let sc = crate::bert::BertConfig::from_file(student.join("config.json"))?;
+    if tc.vocab_size != sc.vocab_size {
+        return Err(Error::Invalid(format!(
+            "the teacher's vocabulary ({}, {}) and the student's ({}, {}) differ: top-k targets compare the same tokens",
+            tc.vocab_size,
+            teacher.display(),
+            sc.vocab_size,
+            student.display()
+        )));
+    }
+    if let Some(big) = o.k.iter().find(|&&k| k as i64 > tc.vocab_size) {
+        return Err(Error::Invalid(format!(
+            "--k {big} is more than the vocabulary ({} tokens)",
+            tc.vocab_size
+        )));
+    }
+    let positions = tc.max_position_embeddings.min(sc.max_position_embeddings);
+    if o.seq_len as i64 > positions {
+        return Err(Error::Invalid(format!(
+            "--seq-len {} is longer than the models' max_position_embeddings ({positions})",
+            o.seq_len
+        )));
+    }
+    let sets = crate::data::prepare(&cfg, &tokenizer)?;
+    let lo = crate::data::loader_options(&cfg, &tokenizer, o.batch, crate::data::HELD_OUT_SEED);
+    let mut l =
+        crate::data::held_out_loader(sets.train.corpus.clone(), sets.train.docs.clone(), lo);
+    let held: Vec<_> = (0..o.batches).map_while(|_| l.next_batch()).collect();
+    let t = crate::bert::load(teacher, &Default::default())?;
+    let s = crate::bert::load(student, &Default::default())?;
+    topk_gap(&t, &s, &held, &o.k, o.temperature)
+}

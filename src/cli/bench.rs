@@ -1,0 +1,256 @@
+//! `destila bench`: teacher against student, or one of the subcommands' benchmarks.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+
+use super::parse;
+use destila::bench::{self, ForwardBench, MlmMode};
+use destila::bert::{self, Heads, LoadOptions};
+use destila::distill::recipe::Recipe;
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Bench {
+    #[command(subcommand)]
+    what: Option<BenchCommand>,
+    #[arg(long)]
+    teacher: Option<PathBuf>,
+    #[arg(long)]
+    student: Option<PathBuf>,
+    /// Folder for bench.csv, bench.md, bench.svg (an eval.json there is summarised).
+    #[arg(long, default_value = "bench")]
+    out: PathBuf,
+    /// An eval.json to summarise (default: OUT/eval.json when present).
+    #[arg(long)]
+    eval: Option<PathBuf>,
+    #[arg(long, value_parser = parse::count, default_value_t = 10)]
+    iters: usize,
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// One distillation step of the trainer (teacher forward, student forward and backward,
+    /// kd_mlm + kd_nsp + mlm + nsp + hidden_cos, AdamW); prints JSON.
+    Step(StepArgs),
+    /// Top-k teacher targets against the full vocabulary on held-out text: storage per
+    /// token and the KD loss of a student with each; prints JSON lines.
+    Topk {
+        /// Teacher checkpoint with an MLM head.
+        teacher: PathBuf,
+        /// Student checkpoint with an MLM head.
+        student: PathBuf,
+        /// Held-out text (file, folder or glob).
+        #[arg(long)]
+        data: String,
+        #[arg(long, value_delimiter = ',', default_value = "8,32,128", value_parser = parse::count)]
+        k: Vec<usize>,
+        #[arg(long, value_parser = parse::count, default_value_t = 16)]
+        batches: usize,
+        #[arg(long, value_parser = parse::count, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, value_parser = parse::count, default_value_t = 128)]
+        seq_len: usize,
+        #[arg(long, value_parser = parse::positive, default_value_t = 2.0)]
+        temperature: f64,
+    },
+    /// Tokenisation MB/s into a fresh shard cache, then batches/s from it; prints JSON.
+    Data {
+        recipe: PathBuf,
+        #[arg(long, value_parser = parse::count, default_value_t = 200)]
+        batches: usize,
+    },
+    /// Forward throughput (tokens/s) of one model on random full-length batches; prints JSON.
+    Forward(ForwardArgs),
+}
+
+pub fn bench(a: Bench) -> Result<()> {
+    match a.what {
+        None => compare(a),
+        Some(BenchCommand::Step(s)) => step(s),
+        Some(BenchCommand::Topk {
+            teacher,
+            student,
+            data,
+            k,
+            batches,
+            batch,
+            seq_len,
+            temperature,
+        }) => {
+            let o = bench::topk::TopkOptions {
+                data,
+                k,
+                batches,
+                batch,
+                seq_len,
+                temperature,
+            };
+            for row in bench::topk::run(&teacher, &student, &o)? {
+                println!("{}", serde_json::to_string(&row)?);
+            }
+            Ok(())
+        }
+        Some(BenchCommand::Data { recipe, batches }) => {
+            let recipe = Recipe::from_file(&recipe)?;
+            let scratch =
+                std::env::temp_dir().join(format!("destila-bench-{}", std::process::id()));
+            let r = bench::data_throughput(&recipe, &scratch, batches);
+            let _ = std::fs::remove_dir_all(&scratch);
+            println!("{}", serde_json::to_string(&r?)?);
+            Ok(())
+        }
+        Some(BenchCommand::Forward(f)) => forward(f),
+    }
+}
+
+fn step(a: StepArgs) -> Result<()> {
+    let StepArgs {
+        teacher,
+        student_layers,
+        batch,
+        seq_len,
+        warmup,
+        iters,
+        device,
+        dtype,
+    } = a;
+    let device = destila::device::parse(&device)?;
+    let cfg = bert::BertConfig::from_file(teacher.join("config.json"))?;
+    let kept = cfg.num_hidden_layers + student_layers;
+    bench::check_shape(&cfg, batch, seq_len, kept, device)?;
+    let setup = bench::StepBench {
+        student_layers,
+        batch,
+        seq_len,
+        iters,
+        warmup,
+        device,
+        kind: dtype,
+    };
+    let r = bench::bench_step(&teacher, &setup)?;
+    println!("{}", serde_json::to_string(&r)?);
+    Ok(())
+}
+
+fn forward(a: ForwardArgs) -> Result<()> {
+    let ForwardArgs {
+        dir,
+        batch,
+        seq_len,
+        mlm,
+        mask_fraction,
+        nsp,
+        warmup,
+        iters,
+        device,
+        dtype,
+    } = a;
+    let device = destila::device::parse(&device)?;
+    let heads = Heads {
+        mlm: mlm != MlmMode::None,
+        nsp,
+        pooler: nsp,
+    };
+    let cfg = bert::BertConfig::from_file(dir.join("config.json"))?;
+    bench::check_shape(&cfg, batch, seq_len, 1, device)?;
+    let opts = LoadOptions {
+        device,
+        heads,
+        kind: dtype,
+        ..Default::default()
+    };
+    let model = bert::load(&dir, &opts)?;
+    let setup = ForwardBench {
+        batch,
+        seq_len,
+        mlm,
+        mask_fraction,
+        nsp,
+        warmup,
+        iters,
+        threads: tch::get_num_threads(),
+        device: destila::device::describe(device),
+    };
+    let r = bench::forward_throughput(&model, &setup)?;
+    println!("{}", serde_json::to_string(&r)?);
+    Ok(())
+}
+
+/// Teacher against student: size, latency, throughput, memory, and an eval.json's quality.
+fn compare(a: Bench) -> Result<()> {
+    let (Some(teacher), Some(student)) = (a.teacher, a.student) else {
+        bail!("destila bench needs --teacher DIR and --student DIR (or a subcommand: forward, step, data, topk)");
+    };
+    let inputs = [teacher.clone(), student.clone()];
+    destila::output::claim_entries(
+        &a.out,
+        "--out",
+        "bench",
+        bench::REPORT_FILES,
+        false,
+        &inputs,
+    )?;
+    let eval = a
+        .eval
+        .or_else(|| Some(a.out.join("eval.json")).filter(|p| p.is_file()));
+    let quality = match eval {
+        Some(p) => Some(bench::compare::read_quality(&p)?),
+        None => None,
+    };
+    let dev = destila::device::parse(&a.device)?;
+    let r = bench::compare(&teacher, &student, dev, &a.device, a.iters, quality)?;
+    print!("{}", r.markdown());
+    for p in r.write(&a.out)? {
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+struct StepArgs {
+    /// Teacher checkpoint with MLM and NSP heads.
+    teacher: PathBuf,
+    #[arg(long, value_parser = parse::size, default_value_t = 3)]
+    student_layers: i64,
+    #[arg(long, value_parser = parse::size, default_value_t = 32)]
+    batch: i64,
+    #[arg(long, value_parser = parse::size, default_value_t = 128)]
+    seq_len: i64,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    #[arg(long, value_parser = parse::count, default_value_t = 5)]
+    iters: usize,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long, value_parser = parse::kind, default_value = "f32")]
+    dtype: tch::Kind,
+}
+
+#[derive(Args)]
+struct ForwardArgs {
+    dir: PathBuf,
+    #[arg(long, value_parser = parse::size, default_value_t = 32)]
+    batch: i64,
+    #[arg(long, value_parser = parse::size, default_value_t = 128)]
+    seq_len: i64,
+    #[arg(long, value_enum, default_value_t = MlmMode::Masked)]
+    mlm: MlmMode,
+    #[arg(long, value_parser = parse::fraction, default_value_t = 0.15)]
+    mask_fraction: f64,
+    /// Also compute NSP logits.
+    #[arg(long)]
+    nsp: bool,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    #[arg(long, value_parser = parse::count, default_value_t = 10)]
+    iters: usize,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Variable kind: f32, or bf16/f16 (CUDA).
+    #[arg(long, value_parser = parse::kind, default_value = "f32")]
+    dtype: tch::Kind,
+}

@@ -1,0 +1,24 @@
+//! `destila inspect DIR`: architecture, parameter counts, heads and dtype of a checkpoint.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+#[derive(Args)]
+pub struct Inspect {
+    dir: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn inspect(a: Inspect) -> Result<()> {
+    let i = destila::inspect::inspect(&a.dir)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&i)?);
+    } else {
+        print!("{i}");
+    }
+    Ok(())
+}

@@ -1,0 +1,409 @@
+//! Setting up a run: its output folder (claimed, resumed or started over), its data, the
+//! target cache, the models (teacher with heads, student; or the teacher whose heads are
+//! fitted), the loss plan and a learned projection, all before the first step.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tch::{nn, Device, Kind, Tensor};
+
+use super::checkpoint as ckpt;
+use super::recipe::{Decoder, Init, Job, ProjectionInit, Recipe, PROJECTION_FILE};
+use super::step::{self, Plan};
+use super::student;
+use super::targets::{self, Cache};
+use super::teacher::{self, FitRun};
+use crate::bert::{self, Heads, LoadOptions, Model};
+use crate::data;
+use crate::dist::{self, Group};
+use crate::error::{Error, Result};
+use crate::output;
+use crate::tokenize::BertTokenizer;
+
+/// What a run writes into its output folder (listed in its marker; `--force` removes these
+/// and nothing else).
+pub const RUN_ENTRIES: &[&str] = &[
+    "metrics.csv",
+    "loss.svg",
+    "checkpoints",
+    "init",
+    "final",
+    "teacher-heads",
+    "teacher-heads-run",
+];
+
+/// Everything the trainer runs with.
+pub(crate) struct Prepared {
+    pub(crate) device: Device,
+    pub(crate) kind: Kind,
+    pub(crate) model: Model,
+    pub(crate) teacher: Option<Model>,
+    pub(crate) extra: nn::VarStore,
+    pub(crate) projection: Option<nn::Linear>,
+    pub(crate) plan: Plan,
+    pub(crate) sets: data::Datasets,
+    pub(crate) tokenizer: BertTokenizer,
+    pub(crate) tok_dir: PathBuf,
+    pub(crate) ckpt_root: PathBuf,
+    pub(crate) existing: Vec<PathBuf>,
+    /// The teacher-target cache, when the recipe trains from one.
+    pub(crate) cache: Option<Arc<Cache>>,
+}
+
+/// How a run meets its folder and the processes it shares it with.
+pub(crate) struct Setup<'a> {
+    pub(crate) recipe: &'a Recipe,
+    pub(crate) group: &'a Option<Arc<Group>>,
+    pub(crate) resume: bool,
+    pub(crate) force: bool,
+    /// Runs the fit-heads recipe when the teacher needs heads (the trainer's `run`).
+    pub(crate) fit: FitRun<'a>,
+}
+
+pub(crate) fn precision(recipe: &Recipe, device: Device) -> Result<Kind> {
+    Ok(match (recipe.precision.as_str(), device) {
+        ("auto", Device::Cpu) | ("fp32", _) => Kind::Float,
+        ("auto", _) | ("bf16", _) => Kind::BFloat16,
+        ("fp16", _) => Kind::Half,
+        (p, _) => return Err(Error::config(&recipe.path, "precision", format!("{p:?}"))),
+    })
+}
+
+/// Everything before the first step, in an order that keeps the random draws of a run
+/// reproducible (the seed is set before the first fresh weight).
+pub(crate) fn prepare(s: &Setup) -> Result<Prepared> {
+    let recipe = s.recipe;
+    let main = dist::is_main(s.group);
+    let device = dist::group_device(crate::device::parse(&recipe.device)?, s.group);
+    let kind = precision(recipe, device)?;
+    let existing = claim_output(s)?;
+    let tokenizer = recipe.tokenizer()?;
+    let tok_dir = recipe.tokenizer_dir().to_path_buf();
+    // Rank 0 builds the shard cache; the others then read it.
+    if !main {
+        dist::barrier(s.group)?;
+    }
+    let sets = data::prepare(&recipe.data, &tokenizer)?;
+    if main {
+        dist::barrier(s.group)?;
+    }
+    // Fresh weights (a random student, new heads) follow the recipe's seed.
+    tch::manual_seed(recipe.seed as i64);
+    let cache = open_cache(recipe, &sets)?;
+    let (model, teacher) = match recipe.job {
+        Job::Distill => build_distill(s, device, &cache)?,
+        Job::Pretrain => build_pretrain(recipe, device, &tokenizer)?,
+        Job::FitHeads => (build_fit_heads(recipe, device)?, None),
+    };
+    check_vocabularies(&tokenizer, &model, teacher.as_ref())?;
+    let plan = step::plan(recipe, model.config(), teacher.as_ref().map(|t| t.config()))?;
+    let (extra, projection) = projection(recipe, &plan, &model, teacher.as_ref(), device)?;
+    // The student as it starts (step 0): the baseline `destila eval --init` measures the
+    // trained student against. Written on a fresh start only; a resumed run keeps it.
+    if main && recipe.job != Job::FitHeads && (existing.is_empty() || !s.resume) {
+        save_model(&model, &tok_dir, &recipe.output.join("init"))?;
+    }
+    let (mut model, mut teacher) = (model, teacher);
+    if kind != Kind::Float {
+        model.vs.set_kind(kind);
+        if let Some(t) = teacher.as_mut() {
+            t.vs.set_kind(kind);
+        }
+    }
+    if let Some(g) = s.group {
+        broadcast(g, &model, &extra)?;
+    }
+    Ok(Prepared {
+        device,
+        kind,
+        model,
+        teacher,
+        extra,
+        projection,
+        plan,
+        sets,
+        tokenizer,
+        tok_dir,
+        ckpt_root: recipe.output.join("checkpoints"),
+        existing,
+        cache,
+    })
+}
+
+/// Claims the run's folder (see `crate::output`), refuses a resume whose recipe changed
+/// and clears an earlier run's own entries with `--force`; returns the checkpoints there.
+fn claim_output(s: &Setup) -> Result<Vec<PathBuf>> {
+    let recipe = s.recipe;
+    let out = &recipe.output;
+    let main = dist::is_main(s.group);
+    let inputs = recipe.inputs();
+    let claim = || output::claim_entries(out, "output", "distill", RUN_ENTRIES, true, &inputs);
+    if main {
+        claim()?;
+    } else {
+        output::guard(out, "output", &inputs)?;
+    }
+    let existing = ckpt::list(&out.join("checkpoints"))?;
+    if !existing.is_empty() && !s.resume && !s.force {
+        return Err(Error::Invalid(format!(
+            "{} already has checkpoints: use --resume to continue the run, or --force to start it over",
+            out.display()
+        )));
+    }
+    if let (true, Some(last)) = (s.resume, existing.last()) {
+        let changed = recipe.changes_from(&ckpt::read_state(last)?.recipe);
+        if !changed.is_empty() {
+            return Err(Error::config(
+                &recipe.path,
+                changed[0].split(' ').next().unwrap_or("(recipe)"),
+                format!(
+                    "differs from the recipe {} was made with: {}; only training.steps may change on --resume (use --force to start over)",
+                    last.display(),
+                    changed.join(", ")
+                ),
+            ));
+        }
+    }
+    if s.force {
+        // Start over: only what earlier runs wrote there goes.
+        dist::barrier(s.group)?;
+        if main {
+            // The fitted heads stay: a cache checked against its key before any reuse.
+            output::clear_own(out, "distill", &["teacher-heads"])?;
+            claim()?;
+        }
+        dist::barrier(s.group)?;
+    }
+    Ok(existing)
+}
+
+/// The teacher-target cache a distillation reads instead of running its teacher.
+fn open_cache(recipe: &Recipe, sets: &data::Datasets) -> Result<Option<Arc<Cache>>> {
+    let dir = match (recipe.job, recipe.teacher.as_ref()) {
+        (Job::Distill, Some(t)) => t.targets.as_ref().map(|c| c.dir.clone()),
+        _ => None,
+    };
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    let c = Cache::open(&dir, &targets::key(recipe, sets)?)?;
+    c.check_temperature(recipe)?;
+    let sentence_loss = [
+        ("pooled_cos", &recipe.losses.pooled_cos),
+        ("pooled_mse", &recipe.losses.pooled_mse),
+        ("similarity", &recipe.losses.similarity),
+    ]
+    .into_iter()
+    .find(|(_, w)| !w.weight.is_zero());
+    if let (Some((name, _)), false) = (sentence_loss, c.manifest.pooled) {
+        return Err(Error::config(
+            &recipe.path,
+            format!("losses.{name}"),
+            format!(
+                "the target cache in {} holds no pooled embeddings (make it with teacher.targets.pooled: true)",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(Some(Arc::new(c)))
+}
+
+/// Distillation: the teacher (with the heads its losses need; only its shape and initial
+/// weights when a target cache replaces it) and the student.
+fn build_distill(
+    s: &Setup,
+    device: Device,
+    cache: &Option<Arc<Cache>>,
+) -> Result<(Model, Option<Model>)> {
+    let recipe = s.recipe;
+    let need = Heads {
+        pooler: false,
+        mlm: !recipe.losses.kd_mlm.weight.is_zero(),
+        nsp: !recipe.losses.kd_nsp.weight.is_zero(),
+    };
+    let teacher = match cache {
+        Some(_) => bert::load(
+            &recipe.teacher.as_ref().expect("validated").checkpoint,
+            &LoadOptions {
+                device,
+                ..Default::default()
+            },
+        )?,
+        None => teacher::with_heads(recipe, need, device, s.group, s.fit)?,
+    };
+    let st = recipe.student.as_ref().expect("validated");
+    let base = teacher.config().clone();
+    let model = student::build(st, &base, Some(&teacher), device, &recipe.path)?;
+    Ok((model, cache.is_none().then_some(teacher)))
+}
+
+/// Pretraining: the shape defaults come from the teacher's config when the recipe names
+/// one, else from BERT's, with the tokenizer's vocabulary.
+fn build_pretrain(
+    recipe: &Recipe,
+    device: Device,
+    tokenizer: &BertTokenizer,
+) -> Result<(Model, Option<Model>)> {
+    let base = match &recipe.teacher {
+        Some(t) => bert::BertConfig::from_file(t.checkpoint.join("config.json"))?,
+        None => bert::BertConfig {
+            vocab_size: tokenizer.vocab_size() as i64,
+            ..Default::default()
+        },
+    };
+    let st = recipe.student.as_ref().expect("validated");
+    Ok((student::build(st, &base, None, device, &recipe.path)?, None))
+}
+
+/// Fitting heads: the teacher with every head, where only the heads the checkpoint lacks
+/// train; the encoder and any head it has stay frozen. The pooler trains with a new NSP
+/// head: in BERT's pretraining only NSP shapes it, and a checkpoint without that head
+/// never trained it for NSP.
+fn build_fit_heads(recipe: &Recipe, device: Device) -> Result<Model> {
+    let t = recipe.teacher.as_ref().expect("validated");
+    let m = bert::load(
+        &t.checkpoint,
+        &LoadOptions {
+            device,
+            heads: Heads::ALL,
+            untie_decoder: t.fit.decoder == Decoder::Untied,
+            ..Default::default()
+        },
+    )?;
+    let fresh = m.report.as_ref().expect("loaded").initialised;
+    if !fresh.mlm && !fresh.nsp {
+        return Err(Error::config(
+            &recipe.path,
+            "job",
+            format!(
+                "the teacher ({}) already has MLM and NSP heads: nothing to fit",
+                t.checkpoint.display()
+            ),
+        ));
+    }
+    for (name, v) in m.vs.variables() {
+        let trains = (fresh.mlm && name.starts_with("cls.predictions."))
+            || (fresh.nsp
+                && (name.starts_with("cls.seq_relationship.") || name.starts_with("bert.pooler.")));
+        if !trains {
+            let _ = v.set_requires_grad(false);
+        }
+    }
+    Ok(m)
+}
+
+fn check_vocabularies(
+    tokenizer: &BertTokenizer,
+    model: &Model,
+    teacher: Option<&Model>,
+) -> Result<()> {
+    if tokenizer.vocab_size() as i64 > model.config().vocab_size {
+        return Err(Error::tokenizer(
+            tokenizer.source(),
+            format!(
+                "{} tokens, more than the model's vocab_size {}",
+                tokenizer.vocab_size(),
+                model.config().vocab_size
+            ),
+        ));
+    }
+    if let Some(t) = teacher {
+        if t.config().vocab_size != model.config().vocab_size {
+            return Err(Error::Invalid(format!(
+                "the student's vocabulary ({}) differs from the teacher's ({})",
+                model.config().vocab_size,
+                t.config().vocab_size
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A learned projection when hidden_mse compares different widths (TinyBERT), in its own
+/// VarStore (saved in checkpoints as `extra.*`); a stage-one projection when the recipe
+/// keeps it.
+fn projection(
+    recipe: &Recipe,
+    plan: &Plan,
+    model: &Model,
+    teacher: Option<&Model>,
+    device: Device,
+) -> Result<(nn::VarStore, Option<nn::Linear>)> {
+    let extra = nn::VarStore::new(device);
+    let projection = match teacher {
+        Some(t)
+            if plan.has("hidden_mse") && t.config().hidden_size != model.config().hidden_size =>
+        {
+            Some(nn::linear(
+                extra.root() / "projection",
+                model.config().hidden_size,
+                t.config().hidden_size,
+                Default::default(),
+            ))
+        }
+        _ => None,
+    };
+    if let (Some(p), Some(Init::Checkpoint(c))) =
+        (&projection, recipe.student.as_ref().map(|s| &s.init))
+    {
+        if c.projection == Some(ProjectionInit::Keep) {
+            load_projection(p, &c.checkpoint.join(PROJECTION_FILE))?;
+        }
+    }
+    Ok((extra, projection))
+}
+
+/// Every rank starts from rank 0's weights.
+fn broadcast(g: &Group, model: &Model, extra: &nn::VarStore) -> Result<()> {
+    let mut vars: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
+    vars.extend(
+        extra
+            .variables()
+            .into_iter()
+            .map(|(n, v)| (format!("extra.{n}"), v)),
+    );
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let vars: Vec<Tensor> = vars.into_iter().map(|(_, v)| v).collect();
+    g.broadcast_(&vars, 0)
+}
+
+/// The learned projection saved by a stage-one run, into `p` (shapes checked).
+fn load_projection(p: &nn::Linear, path: &Path) -> Result<()> {
+    let saved: std::collections::HashMap<String, Tensor> =
+        bert::weights::read_safetensors(path)?.into_iter().collect();
+    tch::no_grad(|| -> Result<()> {
+        for (name, var) in [
+            ("projection.weight", &p.ws),
+            ("projection.bias", p.bs.as_ref().expect("bias")),
+        ] {
+            let t = saved
+                .get(name)
+                .ok_or_else(|| Error::checkpoint(path, format!("missing tensor {name}")))?;
+            if t.size() != var.size() {
+                return Err(Error::checkpoint(
+                    path,
+                    format!(
+                        "tensor {name}: shape {:?}, this run's projection is {:?} (student and teacher widths)",
+                        t.size(),
+                        var.size()
+                    ),
+                ));
+            }
+            var.shallow_clone().f_copy_(t)?;
+        }
+        Ok(())
+    })
+}
+
+/// `model` as an HF folder with the tokenizer files at `dir`, written under a temporary
+/// name and renamed (replacing what the run wrote there before).
+pub(crate) fn save_model(model: &Model, tok_dir: &Path, dir: &Path) -> Result<()> {
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("model");
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    bert::save(model, &tmp)?;
+    ckpt::copy_tokenizer(tok_dir, &tmp)?;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))
+}

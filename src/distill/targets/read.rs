@@ -1,0 +1,318 @@
+//! Reading a cache: `Cache` (memory-mapped shards, checked against the recipe's key) and
+//! `CacheLoader`, the trainer's batch source when it trains from a cache.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+use tch::{Kind, Tensor};
+
+use super::format::{Index, Key, Manifest, VERSION};
+use crate::data::{self, Batch, Cursor, Masked, Targets};
+use crate::distill::recipe::{Recipe, Scheduled};
+use crate::error::{Error, Result};
+
+/// A split's shard maps and, per global batch number, (shard, batch within it).
+type SplitMaps = (Vec<Mmap>, Vec<(usize, usize)>);
+
+/// An opened cache.
+pub struct Cache {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    /// Per split: the shard maps and, per global batch number, (shard, batch within it).
+    splits: BTreeMap<String, SplitMaps>,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&s).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+}
+
+fn i64s(b: &[u8]) -> Vec<i64> {
+    b.chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect()
+}
+
+fn ints(v: &TensorView) -> Vec<u32> {
+    match v.dtype() {
+        Dtype::I16 => v
+            .data()
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]) as u16 as u32)
+            .collect(),
+        _ => v
+            .data()
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u32)
+            .collect(),
+    }
+}
+
+impl Cache {
+    /// Opens the cache in `dir`, refusing one made for another teacher, tokenizer or data.
+    pub fn open(dir: &Path, expected: &Key) -> Result<Cache> {
+        let mpath = dir.join("manifest.json");
+        if !mpath.is_file() {
+            return Err(Error::Invalid(format!(
+                "{}: no target cache here (make one with `destila targets RECIPE`)",
+                dir.display()
+            )));
+        }
+        let manifest: Manifest = read_json(&mpath)?;
+        if manifest.version != VERSION {
+            return Err(Error::Invalid(format!(
+                "{}: cache version {} (this destila reads {VERSION}); rebuild it with `destila targets`",
+                mpath.display(),
+                manifest.version
+            )));
+        }
+        let k = &manifest.key;
+        let differs = [
+            (
+                k.teacher_sha256 != expected.teacher_sha256,
+                "teacher weights",
+                &k.teacher_sha256,
+                &expected.teacher_sha256,
+            ),
+            (
+                k.teacher_heads != expected.teacher_heads,
+                "teacher heads",
+                &k.teacher_heads,
+                &expected.teacher_heads,
+            ),
+            (
+                k.tokenizer != expected.tokenizer,
+                "tokenizer",
+                &k.tokenizer,
+                &expected.tokenizer,
+            ),
+            (
+                k.data != expected.data,
+                "data (files, options, seed or batch size)",
+                &k.data,
+                &expected.data,
+            ),
+        ];
+        for (bad, what, got, want) in differs {
+            if bad {
+                return Err(Error::Invalid(format!(
+                    "{}: the cache was made with another {what} ({got}) than this recipe's ({want}); rebuild it with `destila targets`",
+                    mpath.display()
+                )));
+            }
+        }
+        let index: Index = read_json(&dir.join("index.json"))?;
+        let mut splits = BTreeMap::new();
+        for (split, shards) in &index.splits {
+            let n = manifest.splits.get(split).map_or(0, |s| s.batches as usize);
+            let mut locate = vec![(usize::MAX, 0usize); n];
+            let mut maps = Vec::new();
+            for (si, sh) in shards.iter().enumerate() {
+                let p = dir.join(&sh.file);
+                let f = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
+                // SAFETY: shards are written once, atomically, and never modified.
+                let m = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(&p, e))?;
+                SafeTensors::deserialize(&m)
+                    .map_err(|e| Error::checkpoint(&p, format!("not a readable shard: {e}")))?;
+                maps.push(m);
+                for (j, &b) in sh.batches.iter().enumerate() {
+                    let slot = locate.get_mut(b as usize).ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "{}: batch {b} is beyond the split's {n}",
+                            p.display()
+                        ))
+                    })?;
+                    *slot = (si, j);
+                }
+            }
+            if let Some(b) = locate.iter().position(|s| s.0 == usize::MAX) {
+                return Err(Error::Invalid(format!(
+                    "{}: {split} batch {b} is in no shard (an incomplete cache)",
+                    dir.display()
+                )));
+            }
+            splits.insert(split.clone(), (maps, locate));
+        }
+        Ok(Cache {
+            dir: dir.to_path_buf(),
+            manifest,
+            splits,
+        })
+    }
+
+    /// Refuses a recipe whose KD temperature is not the one the tail masses were made at
+    /// (unless the cache keeps the whole vocabulary, which has no tail).
+    pub fn check_temperature(&self, recipe: &Recipe) -> Result<()> {
+        let m = &self.manifest;
+        if m.top_k as i64 >= m.vocab_size {
+            return Ok(());
+        }
+        match recipe.losses.temperature {
+            Scheduled::Constant(t) if (t - m.temperature).abs() < 1e-12 => Ok(()),
+            other => Err(Error::config(
+                &recipe.path,
+                "losses.temperature",
+                format!(
+                    "{other:?}, but the target cache in {} was made at temperature {} (its tail masses depend on it); use that or rebuild the cache",
+                    self.dir.display(),
+                    m.temperature
+                ),
+            )),
+        }
+    }
+
+    pub fn batches(&self, split: &str) -> usize {
+        self.splits.get(split).map_or(0, |s| s.1.len())
+    }
+
+    /// Stored batch `i` of `split`, with its targets.
+    pub fn batch(&self, split: &str, i: usize, pad_id: u32) -> Result<Batch> {
+        let (maps, locate) = self
+            .splits
+            .get(split)
+            .ok_or_else(|| Error::Invalid(format!("{}: no {split} split", self.dir.display())))?;
+        let (si, j) = locate[i];
+        let st = SafeTensors::deserialize(&maps[si]).expect("checked when opened");
+        let name = || format!("{}: {split} shard {si}", self.dir.display());
+        let get = |n: &str| {
+            st.tensor(n)
+                .map_err(|e| Error::Invalid(format!("{}: {n}: {e}", name())))
+        };
+        let batch_offsets = i64s(get("batch_offsets")?.data());
+        let seq_offsets = i64s(get("seq_offsets")?.data());
+        let masked_offsets = i64s(get("masked_offsets")?.data());
+        let ids = ints(&get("ids")?);
+        let type_ids = get("type_ids")?;
+        let nsp = get("nsp_labels")?;
+        let mpos = get("masked_positions")?;
+        let mpos: Vec<i32> = mpos
+            .data()
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let mlab = ints(&get("masked_labels")?);
+        let (e0, e1) = (batch_offsets[j] as usize, batch_offsets[j + 1] as usize);
+        let items: Vec<Masked> = (e0..e1)
+            .map(|e| {
+                let (t0, t1) = (seq_offsets[e] as usize, seq_offsets[e + 1] as usize);
+                let (m0, m1) = (masked_offsets[e] as usize, masked_offsets[e + 1] as usize);
+                Masked {
+                    ids: ids[t0..t1].to_vec(),
+                    type_ids: type_ids.data()[t0..t1].to_vec(),
+                    masked: (m0..m1).map(|r| (mpos[r] as usize, mlab[r])).collect(),
+                    is_random_next: nsp.data()[e] != 0,
+                }
+            })
+            .collect();
+        let (r0, r1) = (masked_offsets[e0] as usize, masked_offsets[e1] as usize);
+        let k = self.manifest.top_k;
+        let rows = |v: &TensorView, width: usize, r0: usize, r1: usize, kind: Kind| {
+            let es = v.data().len() / v.shape().iter().product::<usize>().max(1);
+            let bytes = &v.data()[r0 * width * es..r1 * width * es];
+            Tensor::from_data_size(bytes, &[(r1 - r0) as i64, width as i64], kind)
+        };
+        let idk = if get("topk_ids")?.dtype() == Dtype::I16 {
+            Kind::Int16
+        } else {
+            Kind::Int
+        };
+        let mut topk_ids = rows(&get("topk_ids")?, k, r0, r1, idk).to_kind(Kind::Int64);
+        if idk == Kind::Int16 {
+            // Ids above 32767 were stored as their 16-bit pattern.
+            topk_ids = topk_ids.remainder(65536);
+        }
+        let targets = Targets {
+            tail: rows(&get("topk_tail")?, 1, r0, r1, Kind::Float).view([-1]),
+            topk_ids,
+            topk_logits: rows(&get("topk_logits")?, k, r0, r1, Kind::Half).to_kind(Kind::Float),
+            nsp_logits: rows(&get("nsp_logits")?, 2, e0, e1, Kind::Half).to_kind(Kind::Float),
+            pooled: match st.tensor("pooled") {
+                Ok(p) => Some(
+                    rows(&p, self.manifest.hidden_size as usize, e0, e1, Kind::Half)
+                        .to_kind(Kind::Float),
+                ),
+                Err(_) => None,
+            },
+        };
+        let mut b = data::batch::collate(&items, pad_id);
+        b.targets = Some(targets);
+        Ok(b)
+    }
+}
+
+/// Training batches from a cache: each optimiser step takes `world` consecutive stored
+/// batches of an epoch's order (rank r the r-th); epoch 0 in the order they were made, later
+/// epochs reshuffled (the masks stay as stored).
+pub struct CacheLoader {
+    cache: Arc<Cache>,
+    rank: usize,
+    world: usize,
+    seed: u64,
+    pad_id: u32,
+    cursor: Cursor,
+    order: Vec<usize>,
+}
+
+impl CacheLoader {
+    pub fn new(
+        cache: Arc<Cache>,
+        rank: usize,
+        world: usize,
+        seed: u64,
+        pad_id: u32,
+        cursor: Cursor,
+    ) -> Result<CacheLoader> {
+        if cache.batches("train") < world {
+            return Err(Error::Invalid(format!(
+                "{}: {} stored batches cannot feed {world} ranks",
+                cache.dir.display(),
+                cache.batches("train")
+            )));
+        }
+        let mut l = CacheLoader {
+            order: Vec::new(),
+            cache,
+            rank,
+            world,
+            seed,
+            pad_id,
+            cursor,
+        };
+        l.order = l.epoch_order(cursor.epoch);
+        Ok(l)
+    }
+
+    fn epoch_order(&self, epoch: u64) -> Vec<usize> {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        let mut o: Vec<usize> = (0..self.cache.batches("train")).collect();
+        if epoch > 0 {
+            o.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
+                self.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            ));
+        }
+        o
+    }
+
+    pub fn cursor(&self) -> Cursor {
+        self.cursor
+    }
+
+    pub fn next_batch(&mut self) -> Result<Batch> {
+        let per_epoch = self.order.len() / self.world;
+        if self.cursor.batches as usize >= per_epoch {
+            self.cursor = Cursor {
+                epoch: self.cursor.epoch + 1,
+                batches: 0,
+            };
+            self.order = self.epoch_order(self.cursor.epoch);
+        }
+        let i = self.order[self.cursor.batches as usize * self.world + self.rank];
+        self.cursor.batches += 1;
+        self.cache.batch("train", i, self.pad_id)
+    }
+}
