@@ -203,8 +203,6 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     ))
 }
 
-/// Reads a weight file; int8-quantised linear weights (`destila export --quantize int8`:
-/// `NAME.qweight` int8 [out, in] and `NAME.qscale` f32 [out]) come back as float `NAME`.
 /// The SHA-256 of a checkpoint folder's weights file (`model.safetensors`, else
 /// `pytorch_model.bin`): what heads and target caches are keyed by.
 pub fn digest(dir: &Path) -> Result<String> {
@@ -217,6 +215,8 @@ pub fn digest(dir: &Path) -> Result<String> {
     crate::digest::file_sha256(&f)
 }
 
+/// Reads a weight file; int8-quantised linear weights (`destila export --quantize int8`:
+/// `NAME.qweight` int8 [out, in] and `NAME.qscale` f32 [out]) come back as float `NAME`.
 pub fn read_weights(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let raw = if path.extension().is_some_and(|e| e == "safetensors") {
         read_safetensors(path)?
@@ -369,6 +369,73 @@ fn read_canonical(dir: &Path) -> Result<Canonical> {
     })
 }
 
+/// Copies checkpoint tensor `t` (named `orig` in `file`) into `var`: same shape, a
+/// floating-point kind, finite values, or an error naming the tensor.
+fn copy_checked(orig: &str, file: &Path, t: &Tensor, var: &Tensor) -> Result<()> {
+    if t.size() != var.size() {
+        return Err(Error::checkpoint(
+            file,
+            format!(
+                "tensor {orig}: shape {:?} in the checkpoint, the model (from config.json) expects {:?}",
+                t.size(),
+                var.size()
+            ),
+        ));
+    }
+    if !t.is_floating_point() {
+        return Err(Error::checkpoint(
+            file,
+            format!("tensor {orig}: {:?} is not a floating-point kind", t.kind()),
+        ));
+    }
+    if !bool::try_from(t.isfinite().all()).unwrap_or(false) {
+        return Err(Error::checkpoint(
+            file,
+            format!("tensor {orig}: holds NaN or infinite values"),
+        ));
+    }
+    tch::no_grad(|| var.shallow_clone().f_copy_(t))
+        .map_err(|e| Error::checkpoint(file, format!("tensor {orig}: {e}")))
+}
+
+/// The checkpoint's tensors the model has no variable for: a tied decoder (noted), BERT
+/// names (an error listing them) or others (noted, ignored).
+fn check_unexpected(
+    dir: &Path,
+    tensors: &BTreeMap<String, (String, PathBuf, Tensor)>,
+    vars: &BTreeMap<String, Tensor>,
+    word: &Tensor,
+    tied: bool,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let mut unexpected = Vec::new();
+    for (name, (orig, _, t)) in tensors {
+        if vars.contains_key(name) {
+            continue;
+        }
+        if name == "cls.predictions.decoder.weight" && tied {
+            let same = t.size() == word.size()
+                && t.to_kind(Kind::Float).equal(&word.to_device(Device::Cpu));
+            notes.push(if same {
+                format!("{orig}: tied to the word embeddings, equal, ignored")
+            } else {
+                format!("{orig}: differs from the word embeddings but tie_word_embeddings is true; the word embeddings are used")
+            });
+        } else if name.starts_with("bert.") || name.starts_with("cls.") {
+            unexpected.push(orig.clone());
+        } else {
+            notes.push(format!("{orig}: not part of BERT pretraining, ignored"));
+        }
+    }
+    if !unexpected.is_empty() {
+        return Err(Error::checkpoint(
+            dir,
+            format!("unexpected tensors: {}", unexpected.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
 /// Loads an HF checkpoint folder (`config.json` plus `model.safetensors`, a sharded index
 /// or `pytorch_model.bin`).
 pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
@@ -407,30 +474,7 @@ pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
             }
             continue;
         };
-        if t.size() != var.size() {
-            return Err(Error::checkpoint(
-                file,
-                format!(
-                    "tensor {orig}: shape {:?} in the checkpoint, the model (from config.json) expects {:?}",
-                    t.size(),
-                    var.size()
-                ),
-            ));
-        }
-        if !t.is_floating_point() {
-            return Err(Error::checkpoint(
-                file,
-                format!("tensor {orig}: {:?} is not a floating-point kind", t.kind()),
-            ));
-        }
-        if !bool::try_from(t.isfinite().all()).unwrap_or(false) {
-            return Err(Error::checkpoint(
-                file,
-                format!("tensor {orig}: holds NaN or infinite values"),
-            ));
-        }
-        tch::no_grad(|| var.shallow_clone().f_copy_(t))
-            .map_err(|e| Error::checkpoint(file, format!("tensor {orig}: {e}")))?;
+        copy_checked(orig, file, t, var)?;
     }
     if !missing.is_empty() {
         missing.sort();
@@ -440,32 +484,15 @@ pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
         ));
     }
 
-    let mut unexpected = Vec::new();
     let word = &bert.embeddings.word_embeddings.ws;
-    for (name, (orig, _, t)) in &tensors {
-        if vars.contains_key(name) {
-            continue;
-        }
-        if name == "cls.predictions.decoder.weight" && config.tie_word_embeddings {
-            let same = t.size() == word.size()
-                && t.to_kind(Kind::Float).equal(&word.to_device(Device::Cpu));
-            notes.push(if same {
-                format!("{orig}: tied to the word embeddings, equal, ignored")
-            } else {
-                format!("{orig}: differs from the word embeddings but tie_word_embeddings is true; the word embeddings are used")
-            });
-        } else if name.starts_with("bert.") || name.starts_with("cls.") {
-            unexpected.push(orig.clone());
-        } else {
-            notes.push(format!("{orig}: not part of BERT pretraining, ignored"));
-        }
-    }
-    if !unexpected.is_empty() {
-        return Err(Error::checkpoint(
-            dir,
-            format!("unexpected tensors: {}", unexpected.join(", ")),
-        ));
-    }
+    check_unexpected(
+        dir,
+        &tensors,
+        &vars,
+        word,
+        config.tie_word_embeddings,
+        &mut notes,
+    )?;
     if untie {
         let decoder = &vars["cls.predictions.decoder.weight"];
         tch::no_grad(|| decoder.shallow_clone().copy_(word));
@@ -490,8 +517,6 @@ pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
     })
 }
 
-/// Saves `model.safetensors` (HF names; `bert.` prefix dropped for a headless model, as
-/// `BertModel.save_pretrained` does) and `config.json`, each written atomically.
 /// `destila init`: a freshly initialised BERT of `config`'s shape (N(0,
 /// initializer_range), seeded) with `heads`, written to `out` through the output rules
 /// (`crate::output::Folder`).
@@ -510,6 +535,8 @@ pub fn init(out: &Path, config: &Path, heads: Heads, seed: i64, force: bool) -> 
     }
 }
 
+/// Saves `model.safetensors` (HF names; `bert.` prefix dropped for a headless model, as
+/// `BertModel.save_pretrained` does) and `config.json`, each written atomically.
 pub fn save(model: &Model, dir: impl AsRef<Path>) -> Result<()> {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;

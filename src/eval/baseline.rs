@@ -147,8 +147,6 @@ pub fn compare(student: &[(String, f64)], init: &[(String, f64)], init_name: &st
     }
 }
 
-/// The student's initialisation saved beside a trained student by `distill`
-/// (`RUN/final` → `RUN/init`), if there is one.
 /// The baseline `destila eval` compares with: `--init DIR` (which must be a model folder),
 /// none with `--no-init`, else the `init/` folder `distill` saved beside the student.
 pub fn resolve_init(
@@ -172,6 +170,8 @@ pub fn resolve_init(
     Ok(init)
 }
 
+/// The student's initialisation saved beside a trained student by `distill`
+/// (`RUN/final` → `RUN/init`), if there is one.
 pub fn saved_init(student: &Path) -> Option<PathBuf> {
     let parent = student.parent()?;
     let init = parent.join("init");

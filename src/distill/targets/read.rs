@@ -52,6 +52,81 @@ fn ints(v: &TensorView) -> Vec<u32> {
     }
 }
 
+/// Refuses a cache whose key (teacher, heads, tokenizer, data) is not the recipe's.
+fn check_key(mpath: &Path, k: &Key, expected: &Key) -> Result<()> {
+    let differs = [
+        (
+            k.teacher_sha256 != expected.teacher_sha256,
+            "teacher weights",
+            &k.teacher_sha256,
+            &expected.teacher_sha256,
+        ),
+        (
+            k.teacher_heads != expected.teacher_heads,
+            "teacher heads",
+            &k.teacher_heads,
+            &expected.teacher_heads,
+        ),
+        (
+            k.tokenizer != expected.tokenizer,
+            "tokenizer",
+            &k.tokenizer,
+            &expected.tokenizer,
+        ),
+        (
+            k.data != expected.data,
+            "data (files, options, seed or batch size)",
+            &k.data,
+            &expected.data,
+        ),
+    ];
+    for (bad, what, got, want) in differs {
+        if bad {
+            return Err(Error::Invalid(format!(
+                "{}: the cache was made with another {what} ({got}) than this recipe's ({want}); rebuild it with `destila targets`",
+                mpath.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Memory-maps one split's shards and locates each of its `n` batches in them.
+fn map_split(
+    dir: &Path,
+    split: &str,
+    shards: &[super::format::ShardIndex],
+    n: usize,
+) -> Result<SplitMaps> {
+    let mut locate = vec![(usize::MAX, 0usize); n];
+    let mut maps = Vec::new();
+    for (si, sh) in shards.iter().enumerate() {
+        let p = dir.join(&sh.file);
+        let f = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
+        // SAFETY: shards are written once, atomically, and never modified.
+        let m = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(&p, e))?;
+        SafeTensors::deserialize(&m)
+            .map_err(|e| Error::checkpoint(&p, format!("not a readable shard: {e}")))?;
+        maps.push(m);
+        for (j, &b) in sh.batches.iter().enumerate() {
+            let slot = locate.get_mut(b as usize).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}: batch {b} is beyond the split's {n}",
+                    p.display()
+                ))
+            })?;
+            *slot = (si, j);
+        }
+    }
+    if let Some(b) = locate.iter().position(|s| s.0 == usize::MAX) {
+        return Err(Error::Invalid(format!(
+            "{}: {split} batch {b} is in no shard (an incomplete cache)",
+            dir.display()
+        )));
+    }
+    Ok((maps, locate))
+}
+
 impl Cache {
     /// Opens the cache in `dir`, refusing one made for another teacher, tokenizer or data.
     pub fn open(dir: &Path, expected: &Key) -> Result<Cache> {
@@ -70,72 +145,12 @@ impl Cache {
                 manifest.version
             )));
         }
-        let k = &manifest.key;
-        let differs = [
-            (
-                k.teacher_sha256 != expected.teacher_sha256,
-                "teacher weights",
-                &k.teacher_sha256,
-                &expected.teacher_sha256,
-            ),
-            (
-                k.teacher_heads != expected.teacher_heads,
-                "teacher heads",
-                &k.teacher_heads,
-                &expected.teacher_heads,
-            ),
-            (
-                k.tokenizer != expected.tokenizer,
-                "tokenizer",
-                &k.tokenizer,
-                &expected.tokenizer,
-            ),
-            (
-                k.data != expected.data,
-                "data (files, options, seed or batch size)",
-                &k.data,
-                &expected.data,
-            ),
-        ];
-        for (bad, what, got, want) in differs {
-            if bad {
-                return Err(Error::Invalid(format!(
-                    "{}: the cache was made with another {what} ({got}) than this recipe's ({want}); rebuild it with `destila targets`",
-                    mpath.display()
-                )));
-            }
-        }
+        check_key(&mpath, &manifest.key, expected)?;
         let index: Index = read_json(&dir.join("index.json"))?;
         let mut splits = BTreeMap::new();
         for (split, shards) in &index.splits {
             let n = manifest.splits.get(split).map_or(0, |s| s.batches as usize);
-            let mut locate = vec![(usize::MAX, 0usize); n];
-            let mut maps = Vec::new();
-            for (si, sh) in shards.iter().enumerate() {
-                let p = dir.join(&sh.file);
-                let f = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
-                // SAFETY: shards are written once, atomically, and never modified.
-                let m = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(&p, e))?;
-                SafeTensors::deserialize(&m)
-                    .map_err(|e| Error::checkpoint(&p, format!("not a readable shard: {e}")))?;
-                maps.push(m);
-                for (j, &b) in sh.batches.iter().enumerate() {
-                    let slot = locate.get_mut(b as usize).ok_or_else(|| {
-                        Error::Invalid(format!(
-                            "{}: batch {b} is beyond the split's {n}",
-                            p.display()
-                        ))
-                    })?;
-                    *slot = (si, j);
-                }
-            }
-            if let Some(b) = locate.iter().position(|s| s.0 == usize::MAX) {
-                return Err(Error::Invalid(format!(
-                    "{}: {split} batch {b} is in no shard (an incomplete cache)",
-                    dir.display()
-                )));
-            }
-            splits.insert(split.clone(), (maps, locate));
+            splits.insert(split.clone(), map_split(dir, split, shards, n)?);
         }
         Ok(Cache {
             dir: dir.to_path_buf(),

@@ -10,7 +10,7 @@ use safetensors::Dtype;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use super::format::{key, Index, Manifest, ShardIndex, SplitSummary, VERSION};
+use super::format::{key, Index, Key, Manifest, ShardIndex, SplitSummary, VERSION};
 use crate::bert::{ForwardOptions, Heads, MlmPositions, Model};
 use crate::data::{self, Batch, Datasets, Masked, Targets};
 use crate::dist::{self, Group};
@@ -352,23 +352,7 @@ pub fn write(recipe: &Recipe, out: &Path, opts: &WriteOptions) -> Result<WriteSu
     }
     w.bar.finish_and_clear();
     if main {
-        let manifest = Manifest {
-            version: VERSION,
-            key,
-            teacher: recipe
-                .teacher
-                .as_ref()
-                .map(|t| t.checkpoint.display().to_string())
-                .unwrap_or_default(),
-            top_k: k,
-            pooled: settings.pooled,
-            temperature,
-            id_dtype: if w.ids16 { "int16" } else { "int32" }.into(),
-            vocab_size: cfg.vocab_size,
-            hidden_size: cfg.hidden_size,
-            batch_size: recipe.training.batch_size,
-            splits: splits.clone(),
-        };
+        let manifest = w.manifest(recipe, key, &splits);
         finish(&w.tmp, &index, &manifest)?;
         folder.commit()?;
     }
@@ -410,6 +394,32 @@ fn cache_temperature(recipe: &Recipe, k: usize, vocab: i64) -> Result<f64> {
 }
 
 impl Writer<'_> {
+    /// What made the cache and what it holds (`manifest.json`).
+    fn manifest(
+        &self,
+        recipe: &Recipe,
+        key: Key,
+        splits: &BTreeMap<String, SplitSummary>,
+    ) -> Manifest {
+        Manifest {
+            version: VERSION,
+            key,
+            teacher: recipe
+                .teacher
+                .as_ref()
+                .map(|t| t.checkpoint.display().to_string())
+                .unwrap_or_default(),
+            top_k: self.k,
+            pooled: self.pooled,
+            temperature: self.temperature,
+            id_dtype: if self.ids16 { "int16" } else { "int32" }.into(),
+            vocab_size: self.teacher.config().vocab_size,
+            hidden_size: self.hidden as i64,
+            batch_size: recipe.training.batch_size,
+            splits: splits.clone(),
+        }
+    }
+
     /// This rank's batches of one split into shards; with several ranks, rank 0 gathers
     /// every rank's shard list and counts.
     fn split(
