@@ -232,6 +232,46 @@ fn existing_checkpoints_need_resume_or_force() {
         },
     )
     .unwrap();
+    // Resuming with a changed recipe names the change (not a missing tensor), before any
+    // work; only training.steps may change.
+    let mut changed = r.clone();
+    changed.student.as_mut().unwrap().layers = 2;
+    changed.student.as_mut().unwrap().teacher_layers = None;
+    let resume = RunOptions {
+        resume: true,
+        quiet: true,
+        ..Default::default()
+    };
+    let e = run(&changed, &resume).err().unwrap().to_string();
+    assert!(
+        e.contains("student.layers (1 -> 2)") && e.contains("only training.steps"),
+        "{e}"
+    );
+    let mut longer = r.clone();
+    longer.training.steps = 3;
+    run(&longer, &resume).unwrap();
+    // A user's file in the run folder: the run refuses it, even with --force, and the
+    // file survives; --force removes only the run's own entries.
+    std::fs::write(r.output.join("notes.txt"), "mine").unwrap();
+    let e = run(
+        &r,
+        &RunOptions {
+            force: true,
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.contains("notes.txt") && e.contains("did not write"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.output.join("notes.txt")).unwrap(),
+        "mine"
+    );
 }
 
 #[test]
