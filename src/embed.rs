@@ -21,6 +21,8 @@ pub enum Pooling {
 pub struct Embedder {
     pub model: Model,
     pub tokenizer: BertTokenizer,
+    /// The folder's sentence-transformers modules, when it has them.
+    pub modules: Option<crate::sentence::Modules>,
 }
 
 impl Embedder {
@@ -33,11 +35,42 @@ impl Embedder {
         let model = bert::load(dir, &opts)?;
         let tokenizer = BertTokenizer::from_dir(dir)?;
         check_vocab(&tokenizer, &model, dir)?;
+        let modules = crate::sentence::read(dir)?;
         let max = tokenizer
             .max_len()
-            .min(model.config().max_position_embeddings as usize);
+            .min(model.config().max_position_embeddings as usize)
+            .min(
+                modules
+                    .as_ref()
+                    .and_then(|m| m.max_seq_length)
+                    .unwrap_or(usize::MAX),
+            );
         let tokenizer = tokenizer.with_max_len(max)?;
-        Ok(Embedder { model, tokenizer })
+        Ok(Embedder {
+            model,
+            tokenizer,
+            modules,
+        })
+    }
+
+    /// Sentence embeddings as the folder's sentence-transformers modules make them (their
+    /// pooling unless `pooling` overrides it, then their normalisation), or mean-pooled
+    /// when it has none: what `SentenceTransformer(DIR).encode` returns.
+    pub fn encode(
+        &self,
+        texts: &[&str],
+        pooling: Option<Pooling>,
+        batch_size: usize,
+    ) -> Result<Tensor> {
+        let m = self.modules.as_ref();
+        let pooling = pooling.or(m.map(|m| m.pooling)).unwrap_or(Pooling::Mean);
+        let e = self.embed(texts, pooling, batch_size)?;
+        Ok(if m.is_some_and(|m| m.normalize) {
+            let norm = e.norm_scalaropt_dim(2.0, [1], true).clamp_min(1e-12);
+            e / norm
+        } else {
+            e
+        })
     }
 
     /// Sentence embeddings [n, hidden] (float, CPU), in batches of `batch_size`.

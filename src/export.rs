@@ -218,6 +218,14 @@ fn write_export(checkpoint: &Path, tmp: &Path, opts: &ExportOptions) -> Result<E
             serde_json::to_string_pretty(&config).expect("json") + "\n",
         )?;
         crate::distill::checkpoint::copy_tokenizer(checkpoint, tmp)?;
+        // A sentence-transformers folder stays one; a plain checkpoint gets no modules.
+        let st = crate::sentence::copy(checkpoint, tmp, model.config().hidden_size)?;
+        if !st {
+            eprintln!(
+                "note: {} has no modules.json (not a sentence-transformers model): the export writes no pooling modules, and is a plain transformers folder",
+                checkpoint.display()
+            );
+        }
         if !tmp.join("vocab.txt").is_file() {
             write("vocab.txt", tokenizer.vocab_in_order().join("\n") + "\n")?;
         }

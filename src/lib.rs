@@ -16,6 +16,8 @@ pub mod export;
 pub mod inspect;
 pub mod output;
 pub mod plot;
+pub mod prune;
+pub mod sentence;
 pub mod timing;
 pub mod tokenize;
 

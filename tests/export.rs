@@ -292,3 +292,79 @@ fn an_existing_folder_is_refused_without_force() {
         "mine"
     );
 }
+
+#[test]
+fn a_narrower_student_distils_through_projections_and_loads_in_transformers() {
+    // recipes/narrow.yaml on tiny models: teacher 32 wide with 4 heads, student 16 wide
+    // with 2 heads (hidden_mse through the learned projection, kd_mlm); its export loads
+    // in transformers with its own outputs.
+    let dir = tempfile::tempdir().unwrap();
+    let t = common::tiny_teacher(&dir.path().join("teacher"), 2, 32, 4, Heads::ALL);
+    let (train, val) = common::corpus(dir.path());
+    let sets: Vec<String> = vec![
+        format!("output={}", dir.path().join("run").display()),
+        "device=cpu".into(),
+        format!("teacher.checkpoint={}", t.display()),
+        format!("data.train=[{}]", train.display()),
+        format!("data.validation=[{}]", val.display()),
+        "data.max_seq_len=32".into(),
+        format!("data.cache_dir={}", dir.path().join("cache").display()),
+        "student.layers=2".into(),
+        "student.hidden_size=16".into(),
+        "student.attention_heads=2".into(),
+        "student.intermediate_size=32".into(),
+        "training.steps=4".into(),
+        "training.batch_size=4".into(),
+        "training.eval_batches=1".into(),
+        "optimizer.warmup_steps=1".into(),
+    ];
+    let r = destila::distill::recipe::Recipe::from_file_with(
+        common::root().join("recipes/narrow.yaml"),
+        &sets,
+    )
+    .unwrap();
+    let s = destila::distill::trainer::run(
+        &r,
+        &destila::distill::trainer::RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(s.last_validation.unwrap().is_finite());
+    assert!(s.final_model.join("projection.safetensors").is_file());
+    let out = dir.path().join("export");
+    let e = export(&s.final_model, &out, &opts()).unwrap();
+    assert_eq!(e.architecture, "BertForPreTraining");
+    let (x, inputs_path) = inputs(dir.path());
+    let (info, _) = transformers(&out, "BertForPreTraining", &inputs_path);
+    assert_eq!(info["missing"], serde_json::json!([]), "{info}");
+    let (_, t_out) = transformers(&out, "AutoModel", &inputs_path);
+    let m = destila::bert::load(&out, &Default::default()).unwrap();
+    assert_eq!(m.config().hidden_size, 16);
+    let o = tch::no_grad(|| m.forward(&x, &destila::bert::ForwardOptions::default())).unwrap();
+    let d = common::max_abs(o.last_hidden_state(), &t_out["last_hidden_state"]);
+    assert!(d < 1e-4, "{d}");
+    // pooled_cos compares widths directly: refused by name for a narrower student.
+    let mut bad = sets.clone();
+    bad.push("losses.pooled_cos.weight=1".into());
+    let r = destila::distill::recipe::Recipe::from_file_with(
+        common::root().join("recipes/narrow.yaml"),
+        &bad,
+    )
+    .unwrap();
+    let e = destila::distill::trainer::run(
+        &r,
+        &destila::distill::trainer::RunOptions {
+            quiet: true,
+            force: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("student.hidden_size") && e.contains("pooled_cos"),
+        "{e}"
+    );
+}

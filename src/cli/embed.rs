@@ -22,8 +22,9 @@ pub struct Embed {
     /// A file with one text a line.
     #[arg(long)]
     input: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Pooling::Mean)]
-    pooling: Pooling,
+    /// Default: the folder's sentence-transformers pooling (modules.json), else mean.
+    #[arg(long, value_enum)]
+    pooling: Option<Pooling>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
     #[arg(long, default_value = "auto")]
@@ -63,7 +64,7 @@ pub fn embed(a: Embed) -> Result<()> {
         e.tokenizer = e.tokenizer.with_max_len(n)?;
     }
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let emb = e.embed(&refs, a.pooling, a.batch_size)?;
+    let emb = e.encode(&refs, a.pooling, a.batch_size)?;
     let text = match a.format {
         Format::Jsonl => destila::embed::render_jsonl(&texts, &emb)?,
         Format::Table => destila::embed::render_table(&texts, &emb),

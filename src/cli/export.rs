@@ -35,6 +35,13 @@ pub struct Export {
     /// Replace destila's own earlier export there.
     #[arg(long)]
     force: bool,
+    /// Prune the vocabulary to the word pieces this text uses before exporting (see
+    /// `destila prune`; repeatable).
+    #[arg(long)]
+    prune_corpus: Vec<String>,
+    /// With --prune-corpus: keep a piece used at least this often.
+    #[arg(long, value_parser = super::parse::count, default_value_t = 1)]
+    min_count: usize,
 }
 
 pub fn export(a: Export) -> Result<()> {
@@ -49,7 +56,26 @@ pub fn export(a: Export) -> Result<()> {
         force: a.force,
         eval: a.eval,
     };
-    let s = destila::export::export(&a.checkpoint, &a.out, &opts)?;
+    let s = if a.prune_corpus.is_empty() {
+        destila::export::export(&a.checkpoint, &a.out, &opts)?
+    } else {
+        destila::output::guard(&a.out, "--out", std::slice::from_ref(&a.checkpoint))?;
+        // Pruned first (f32), into a scratch folder of this process, then exported from it.
+        let scratch = std::env::temp_dir().join(format!("destila-prune-{}", std::process::id()));
+        let o = destila::prune::PruneOptions {
+            corpus: a.prune_corpus,
+            min_count: a.min_count as u64,
+            held_out: Vec::new(),
+            force: false,
+        };
+        let p = destila::prune::prune(&a.checkpoint, &scratch, &o);
+        let s = p.and_then(|p| {
+            print!("{p}");
+            destila::export::export(&scratch, &a.out, &opts)
+        });
+        let _ = std::fs::remove_dir_all(&scratch);
+        s?
+    };
     println!(
         "exported {} ({}, {} parameters, {:.1} MB, {})",
         s.out.display(),

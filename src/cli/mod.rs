@@ -12,6 +12,7 @@ pub mod export;
 pub mod init;
 pub mod inspect;
 pub mod parse;
+pub mod prune;
 pub mod recipe;
 pub mod targets;
 
@@ -67,6 +68,9 @@ pub enum Command {
     Export(export::Export),
     /// Checks CUDA and, given a model, CPU-versus-device parity of its outputs.
     Doctor(doctor::Doctor),
+    /// Vocabulary pruning: keeps the word pieces a corpus uses, remaps embeddings, MLM
+    /// decoder and tokenizer files (transformers loads the result as is).
+    Prune(prune::Prune),
 }
 
 /// Runs the parsed command.
@@ -87,5 +91,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::eval(a),
         Command::Export(a) => export::export(a),
         Command::Doctor(a) => doctor::doctor(a),
+        Command::Prune(a) => prune::run(a),
     }
 }

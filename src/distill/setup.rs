@@ -101,7 +101,7 @@ pub(crate) fn prepare(s: &Setup) -> Result<Prepared> {
     // The student as it starts (step 0): the baseline `destila eval --init` measures the
     // trained student against. Written on a fresh start only; a resumed run keeps it.
     if main && recipe.job != Job::FitHeads && (existing.is_empty() || !s.resume) {
-        save_model(&model, &tok_dir, &recipe.output.join("init"))?;
+        save_model(&model, recipe, &recipe.output.join("init"))?;
     }
     let (mut model, mut teacher) = (model, teacher);
     if kind != Kind::Float {
@@ -397,13 +397,17 @@ fn load_projection(p: &nn::Linear, path: &Path) -> Result<()> {
 
 /// `model` as an HF folder with the tokenizer files at `dir`, written under a temporary
 /// name and renamed (replacing what the run wrote there before).
-pub(crate) fn save_model(model: &Model, tok_dir: &Path, dir: &Path) -> Result<()> {
+pub(crate) fn save_model(model: &Model, recipe: &Recipe, dir: &Path) -> Result<()> {
     let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("model");
     let parent = dir.parent().unwrap_or(Path::new("."));
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     bert::save(model, &tmp)?;
-    ckpt::copy_tokenizer(tok_dir, &tmp)?;
+    ckpt::copy_tokenizer(recipe.tokenizer_dir(), &tmp)?;
+    // A sentence-transformers teacher's modules go with its student.
+    if let Some(t) = &recipe.teacher {
+        crate::sentence::copy(&t.checkpoint, &tmp, model.config().hidden_size)?;
+    }
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))
 }

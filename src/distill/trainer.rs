@@ -572,7 +572,7 @@ impl<'a> Trainer<'a> {
         if self.kind != Kind::Float {
             self.model.vs.set_kind(Kind::Float);
         }
-        setup::save_model(&self.model, &self.tok_dir, &summary.final_model)?;
+        setup::save_model(&self.model, self.recipe, &summary.final_model)?;
         if let Some(p) = &self.projection {
             save_projection(p, &summary.final_model.join(PROJECTION_FILE))?;
         }

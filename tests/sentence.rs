@@ -1,0 +1,167 @@
+//! sentence-transformers folders: a teacher's modules (pooling, normalisation) go with its
+//! students and their exports, so that `SentenceTransformer(DIR).encode(texts)` equals
+//! `destila embed DIR` (1e-5) and has the teacher's form; a plain checkpoint's export says
+//! it writes no modules.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TEXTS: &[&str] = &[
+    "A man is eating food.",
+    "A man is eating a piece of bread.",
+    "Ele ocupa um alto posto na empresa",
+    "Anne Elliot had been forced into prudence in her youth.",
+];
+
+fn texts(dir: &Path) -> PathBuf {
+    let p = dir.join("texts.txt");
+    std::fs::write(&p, TEXTS.join("\n")).unwrap();
+    p
+}
+
+/// (module classes, embeddings) from sentence-transformers.
+fn st(dir: &Path, texts: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
+    let o = Command::new(common::root().join(".venv/bin/python"))
+        .arg(common::root().join("scripts/check_st.py"))
+        .args([dir, texts])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let modules = v["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    let e = v["embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect();
+    (modules, e)
+}
+
+fn destila_embed(dir: &Path, texts: &Path) -> Vec<Vec<f64>> {
+    let o = common::destila()
+        .args([
+            "embed",
+            dir.to_str().unwrap(),
+            "--input",
+            texts.to_str().unwrap(),
+        ])
+        .args(["--format", "jsonl", "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+fn max_abs(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
+        .fold(0.0, f64::max)
+}
+
+fn export(from: &Path, to: &Path) -> String {
+    let o = common::destila()
+        .args([
+            "export",
+            from.to_str().unwrap(),
+            "--out",
+            to.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_distilled_students_export_is_a_sentence_transformers_folder_like_its_teacher() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = common::teacher();
+    let texts = texts(dir.path());
+    let (teacher_modules, _) = st(&t, &texts);
+    // A short distillation from the sentence-transformers teacher.
+    let body = "student: {layers: 2, init: from-teacher, teacher_layers: [2, 5]}\n\
+        losses: {pooled_cos: {weight: 1.0}}\n\
+        optimizer: {learning_rate: 0.0001, warmup_steps: 1}\n\
+        training: {steps: 2, batch_size: 4, eval_every: 0, eval_batches: 1}\n";
+    let r = common::recipe(dir.path(), &t, body);
+    let s = destila::distill::trainer::run(
+        &r,
+        &destila::distill::trainer::RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(s.final_model.join("modules.json").is_file());
+    assert!(s.final_model.join("1_Pooling/config.json").is_file());
+    let out = dir.path().join("export");
+    let note = export(&s.final_model, &out);
+    assert!(!note.contains("no modules.json"), "{note}");
+    let (modules, e) = st(&out, &texts);
+    assert_eq!(modules, teacher_modules, "the teacher's pipeline, in form");
+    assert_eq!(modules, ["Transformer", "Pooling", "Normalize"]);
+    let d = max_abs(&e, &destila_embed(&out, &texts));
+    assert!(d <= 1e-5, "SentenceTransformer vs destila embed: {d}");
+    // The teacher exported as is encodes as the teacher.
+    let te = dir.path().join("teacher-export");
+    export(&t, &te);
+    let (_, a) = st(&t, &texts);
+    let (_, b) = st(&te, &texts);
+    assert!(max_abs(&a, &b) <= 1e-6);
+    assert!(max_abs(&b, &destila_embed(&te, &texts)) <= 1e-5);
+}
+
+#[test]
+fn a_plain_checkpoint_exports_without_modules_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = destila::bert::BertConfig {
+        num_hidden_layers: 1,
+        hidden_size: 32,
+        num_attention_heads: 4,
+        intermediate_size: 64,
+        max_position_embeddings: 64,
+        ..Default::default()
+    };
+    let ck = common::random_checkpoint(
+        &dir.path().join("ck"),
+        &cfg,
+        destila::bert::Heads::ALL,
+        1,
+        false,
+        true,
+    );
+    let out = dir.path().join("export");
+    let note = export(&ck, &out);
+    assert!(
+        note.contains("no modules.json") && note.contains("no pooling modules"),
+        "{note}"
+    );
+    assert!(!out.join("modules.json").exists());
+}
