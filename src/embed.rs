@@ -7,15 +7,8 @@ use tch::{Device, Kind, Tensor};
 
 use crate::bert::{self, ForwardOptions, LoadOptions, Model};
 use crate::error::{Error, Result};
+pub use crate::sentence::Pooling;
 use crate::tokenize::{BertTokenizer, Text};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Pooling {
-    /// Mean of the last layer over the attention mask (sentence-transformers' pooling).
-    Mean,
-    /// The last layer at [CLS].
-    Cls,
-}
 
 /// A model and its tokenizer, opened for inference (eval mode, no gradients).
 pub struct Embedder {

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use crate::embed::Pooling;
 use crate::error::{Error, Result};
 
 /// The files at the top of a sentence-transformers folder besides the transformer's own.
@@ -14,6 +13,15 @@ pub const TOP_FILES: &[&str] = &[
     "sentence_bert_config.json",
     "config_sentence_transformers.json",
 ];
+
+/// How the token vectors of the last layer become one sentence vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pooling {
+    /// Mean of the last layer over the attention mask (sentence-transformers' pooling).
+    Mean,
+    /// The last layer at [CLS].
+    Cls,
+}
 
 /// How a sentence-transformers folder embeds a sentence.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,6 +17,14 @@ enum Quantize {
     Int8,
 }
 
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum Format {
+    /// An HF folder (config.json, model.safetensors, tokenizer files).
+    Hf,
+    /// model.onnx (opset 17; last_hidden_state and sentence_embedding) with the tokenizer.
+    Onnx,
+}
+
 #[derive(Args)]
 pub struct Export {
     checkpoint: PathBuf,
@@ -26,9 +34,12 @@ pub struct Export {
     dtype: ExportDtype,
     #[arg(long, value_enum, default_value_t = destila::export::HeadsMode::Keep)]
     heads: destila::export::HeadsMode,
-    /// int8 per-channel linear weights (loadable by destila, not by transformers).
+    /// int8 per-channel linear weights (HF format: loadable by destila, not by
+    /// transformers; ONNX: dynamically quantised, as onnxruntime's quantize_dynamic).
     #[arg(long, value_enum)]
     quantize: Option<Quantize>,
+    #[arg(long, value_enum, default_value_t = Format::Hf)]
+    format: Format,
     /// An eval.json whose figures go into the model card.
     #[arg(long)]
     eval: Option<PathBuf>,
@@ -45,6 +56,22 @@ pub struct Export {
 }
 
 pub fn export(a: Export) -> Result<()> {
+    if a.format == Format::Onnx {
+        if !a.prune_corpus.is_empty() {
+            anyhow::bail!("--prune-corpus with --format onnx: prune first (destila prune), then export the pruned folder");
+        }
+        let s = destila::onnx::export_onnx(&a.checkpoint, &a.out, a.quantize.is_some(), a.force)?;
+        println!(
+            "exported {} (ONNX{}, {} nodes, {:.1} MB, sentence_embedding: {} pooling{})",
+            s.out.display(),
+            if s.int8 { ", int8 dynamic" } else { ", fp32" },
+            s.nodes,
+            s.file_bytes as f64 / 1e6,
+            s.pooling,
+            if s.normalize { ", normalised" } else { "" }
+        );
+        return Ok(());
+    }
     let opts = destila::export::ExportOptions {
         dtype: match a.dtype {
             ExportDtype::F32 => tch::Kind::Float,
