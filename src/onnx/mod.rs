@@ -4,7 +4,8 @@
 //! and normalisation, else mean pooling). fp32, or dynamically quantised int8 in the form
 //! onnxruntime's `quantize_dynamic` produces: int8 weights (here per output channel) for
 //! every linear layer, activations quantised at run time (`DynamicQuantizeLinear`,
-//! `MatMulInteger`, then the product of the scales). The graph is written as `prost`
+//! `MatMulInteger`, then the product of the scales); the word-embedding table int8 per
+//! row as well, only the gathered rows dequantised. The graph is written as `prost`
 //! messages (`proto.rs`), never by hand-encoding bytes.
 
 pub mod proto;
@@ -197,6 +198,33 @@ impl Graph {
         Ok(self.op("Add", &[&y, &b], vec![]))
     }
 
+    /// The word embeddings of `input_ids`; with `int8`, the table is stored int8 per row
+    /// (symmetric) and only the gathered rows are dequantised.
+    fn embedding(&mut self, table: &Tensor, int8: bool) -> Result<String> {
+        if !int8 {
+            let w = self.f32_tensor("embeddings.word", table)?;
+            return Ok(self.op("Gather", &[&w, "input_ids"], vec![attr_int("axis", 0)]));
+        }
+        let t = table.to_kind(Kind::Float).to_device(tch::Device::Cpu);
+        let scale = (t.abs().amax([1], true) / 127.0).clamp_min(1e-12); // [vocab, 1]
+        let q = (&t / &scale)
+            .round()
+            .clamp(-127.0, 127.0)
+            .to_kind(Kind::Int8);
+        let qv: Vec<i8> = Vec::try_from(q.view([-1]))?;
+        let wq = self.init(
+            "embeddings.word_quantized",
+            INT8,
+            &t.size(),
+            qv.iter().map(|&v| v as u8).collect(),
+        );
+        let ws = self.f32_tensor("embeddings.word_scale", &scale)?;
+        let rows = self.op("Gather", &[&wq, "input_ids"], vec![attr_int("axis", 0)]);
+        let rows = self.op("Cast", &[&rows], vec![attr_int("to", FLOAT as i64)]);
+        let scales = self.op("Gather", &[&ws, "input_ids"], vec![attr_int("axis", 0)]);
+        Ok(self.op("Mul", &[&rows, &scales], vec![]))
+    }
+
     fn layer_norm(
         &mut self,
         x: &str,
@@ -248,10 +276,6 @@ fn encoder(g: &mut Graph, m: &Model, int8: bool) -> Result<(String, String)> {
     let c: &BertConfig = m.config();
     let vars = m.vs.variables();
     let v = |n: &str| var(&vars, n);
-    let word = g.f32_tensor(
-        "embeddings.word",
-        v("bert.embeddings.word_embeddings.weight")?,
-    )?;
     let pos = g.f32_tensor(
         "embeddings.position",
         v("bert.embeddings.position_embeddings.weight")?,
@@ -260,7 +284,7 @@ fn encoder(g: &mut Graph, m: &Model, int8: bool) -> Result<(String, String)> {
         "embeddings.token_type",
         v("bert.embeddings.token_type_embeddings.weight")?,
     )?;
-    let we = g.op("Gather", &[&word, "input_ids"], vec![attr_int("axis", 0)]);
+    let we = g.embedding(v("bert.embeddings.word_embeddings.weight")?, int8)?;
     let shape = g.op("Shape", &["input_ids"], vec![]);
     let one_idx = g.i64s("const.index1", &[1]);
     let len = g.op("Gather", &[&shape, &one_idx], vec![attr_int("axis", 0)]);
