@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use tch::{Kind, Tensor};
 
-use crate::bert::{self, LoadOptions};
+use crate::bert::{self, Heads, LoadOptions, Model};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -162,15 +162,9 @@ pub fn export(checkpoint: &Path, out: &Path, opts: &ExportOptions) -> Result<Exp
     }
 }
 
-/// Writes the export into the (empty, temporary) folder `tmp`.
-fn write_export(checkpoint: &Path, tmp: &Path, opts: &ExportOptions) -> Result<ExportSummary> {
-    let model = bert::load(checkpoint, &LoadOptions::default())?;
-    let tokenizer = crate::tokenize::BertTokenizer::from_dir(checkpoint)?;
-    let mut heads = model.bert.heads;
-    if opts.heads == HeadsMode::Drop {
-        heads.mlm = false;
-        heads.nsp = false;
-    }
+/// The tensors to write (HF names; `bert.` dropped for a headless export), in `dtype` or
+/// int8 per channel; and the parameter count.
+fn tensors(model: &Model, heads: Heads, opts: &ExportOptions) -> (Vec<(String, Tensor)>, i64) {
     let headless = !heads.mlm && !heads.nsp;
     let mut named: Vec<(String, Tensor)> = Vec::new();
     let mut params = 0i64;
@@ -193,83 +187,103 @@ fn write_export(checkpoint: &Path, tmp: &Path, opts: &ExportOptions) -> Result<E
         }
     }
     named.sort_by(|a, b| a.0.cmp(&b.0));
+    (named, params)
+}
 
-    {
-        let weights = tmp.join("model.safetensors");
-        Tensor::write_safetensors(&named, &weights)
-            .map_err(|e| Error::checkpoint(&weights, e.to_string()))?;
-        let mut config = model.config().to_json(heads.architecture());
-        let map = config.as_object_mut().expect("object");
-        map.insert("dtype".into(), dtype_name(opts.dtype).into());
-        map.insert("torch_dtype".into(), dtype_name(opts.dtype).into());
-        map.remove("_name_or_path");
-        if opts.int8 {
-            map.insert(
-                "destila_quantization".into(),
-                serde_json::json!({"method": "int8, symmetric, per output channel", "tensors": "NAME.qweight (int8) and NAME.qscale (f32)"}),
-            );
-        }
-        let write = |name: &str, text: String| -> Result<()> {
-            let p = tmp.join(name);
-            std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
-        };
-        write(
-            "config.json",
-            serde_json::to_string_pretty(&config).expect("json") + "\n",
-        )?;
-        crate::distill::checkpoint::copy_tokenizer(checkpoint, tmp)?;
-        // A sentence-transformers folder stays one; a plain checkpoint gets no modules.
-        let st = crate::sentence::copy(checkpoint, tmp, model.config().hidden_size)?;
-        if !st {
-            eprintln!(
-                "note: {} has no modules.json (not a sentence-transformers model): the export writes no pooling modules, and is a plain transformers folder",
-                checkpoint.display()
-            );
-        }
-        if !tmp.join("vocab.txt").is_file() {
-            write("vocab.txt", tokenizer.vocab_in_order().join("\n") + "\n")?;
-        }
-        if !tmp.join("tokenizer_config.json").is_file() {
-            let cfg = serde_json::json!({"tokenizer_class": "BertTokenizer", "do_lower_case": true,
-                "model_max_length": model.config().max_position_embeddings,
-                "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"});
-            write(
-                "tokenizer_config.json",
-                serde_json::to_string_pretty(&cfg).expect("json"),
-            )?;
-        }
-        if !tmp.join("special_tokens_map.json").is_file() {
-            let m = serde_json::json!({"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"});
-            write(
-                "special_tokens_map.json",
-                serde_json::to_string_pretty(&m).expect("json"),
-            )?;
-        }
-        let summary = ExportSummary {
-            out: tmp.to_path_buf(),
-            architecture: heads.architecture().to_string(),
-            parameters: params,
-            file_bytes: std::fs::metadata(&weights)
-                .map_err(|e| Error::io(&weights, e))?
-                .len(),
-            dtype: if opts.int8 {
-                "int8 + ".to_string() + dtype_name(opts.dtype)
-            } else {
-                dtype_name(opts.dtype).to_string()
-            },
-            int8: opts.int8,
-        };
-        let eval = match &opts.eval {
-            Some(p) => Some(
-                serde_json::from_str::<serde_json::Value>(&crate::error::read_to_string(p)?)
-                    .map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?,
-            ),
-            None => None,
-        };
-        write(
-            "README.md",
-            model_card(checkpoint, &summary, model.config(), eval.as_ref()),
-        )?;
-        Ok(summary)
+/// config.json: the model's, with the export's dtype and quantisation.
+fn config_json(model: &Model, heads: Heads, opts: &ExportOptions) -> String {
+    let mut config = model.config().to_json(heads.architecture());
+    let map = config.as_object_mut().expect("object");
+    map.insert("dtype".into(), dtype_name(opts.dtype).into());
+    map.insert("torch_dtype".into(), dtype_name(opts.dtype).into());
+    map.remove("_name_or_path");
+    if opts.int8 {
+        map.insert(
+            "destila_quantization".into(),
+            serde_json::json!({"method": "int8, symmetric, per output channel", "tensors": "NAME.qweight (int8) and NAME.qscale (f32)"}),
+        );
     }
+    serde_json::to_string_pretty(&config).expect("json") + "\n"
+}
+
+/// The tokenizer files (copied, or written from the tokenizer where the checkpoint lacks
+/// them) and a sentence-transformers folder's modules.
+fn tokenizer_files(checkpoint: &Path, tmp: &Path, model: &Model) -> Result<()> {
+    let write = |name: &str, text: String| -> Result<()> {
+        let p = tmp.join(name);
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
+    };
+    crate::distill::checkpoint::copy_tokenizer(checkpoint, tmp)?;
+    // A sentence-transformers folder stays one; a plain checkpoint gets no modules.
+    let st = crate::sentence::copy(checkpoint, tmp, model.config().hidden_size)?;
+    if !st {
+        eprintln!(
+            "note: {} has no modules.json (not a sentence-transformers model): the export writes no pooling modules, and is a plain transformers folder",
+            checkpoint.display()
+        );
+    }
+    if !tmp.join("vocab.txt").is_file() {
+        let tokenizer = crate::tokenize::BertTokenizer::from_dir(checkpoint)?;
+        write("vocab.txt", tokenizer.vocab_in_order().join("\n") + "\n")?;
+    }
+    if !tmp.join("tokenizer_config.json").is_file() {
+        let cfg = serde_json::json!({"tokenizer_class": "BertTokenizer", "do_lower_case": true,
+            "model_max_length": model.config().max_position_embeddings,
+            "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"});
+        write(
+            "tokenizer_config.json",
+            serde_json::to_string_pretty(&cfg).expect("json"),
+        )?;
+    }
+    if !tmp.join("special_tokens_map.json").is_file() {
+        let m = serde_json::json!({"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"});
+        write(
+            "special_tokens_map.json",
+            serde_json::to_string_pretty(&m).expect("json"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes the export into the (empty, temporary) folder `tmp`.
+fn write_export(checkpoint: &Path, tmp: &Path, opts: &ExportOptions) -> Result<ExportSummary> {
+    let model = bert::load(checkpoint, &LoadOptions::default())?;
+    crate::tokenize::BertTokenizer::from_dir(checkpoint)?;
+    let mut heads = model.bert.heads;
+    if opts.heads == HeadsMode::Drop {
+        heads.mlm = false;
+        heads.nsp = false;
+    }
+    let (named, params) = tensors(&model, heads, opts);
+    let weights = tmp.join("model.safetensors");
+    Tensor::write_safetensors(&named, &weights)
+        .map_err(|e| Error::checkpoint(&weights, e.to_string()))?;
+    let config = tmp.join("config.json");
+    std::fs::write(&config, config_json(&model, heads, opts)).map_err(|e| Error::io(&config, e))?;
+    tokenizer_files(checkpoint, tmp, &model)?;
+    let summary = ExportSummary {
+        out: tmp.to_path_buf(),
+        architecture: heads.architecture().to_string(),
+        parameters: params,
+        file_bytes: std::fs::metadata(&weights)
+            .map_err(|e| Error::io(&weights, e))?
+            .len(),
+        dtype: if opts.int8 {
+            "int8 + ".to_string() + dtype_name(opts.dtype)
+        } else {
+            dtype_name(opts.dtype).to_string()
+        },
+        int8: opts.int8,
+    };
+    let eval = match &opts.eval {
+        Some(p) => Some(
+            serde_json::from_str::<serde_json::Value>(&crate::error::read_to_string(p)?)
+                .map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let card = tmp.join("README.md");
+    let text = model_card(checkpoint, &summary, model.config(), eval.as_ref());
+    std::fs::write(&card, text).map_err(|e| Error::io(&card, e))?;
+    Ok(summary)
 }

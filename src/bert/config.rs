@@ -165,6 +165,12 @@ impl BertConfig {
                 ),
             ));
         }
+        self.validate_kinds()?;
+        self.validate_numbers()
+    }
+
+    /// The named choices: activation and position embedding type.
+    fn validate_kinds(&self) -> std::result::Result<(), (String, String)> {
         if Activation::parse(&self.hidden_act).is_none() {
             return Err((
                 "hidden_act".into(),
@@ -183,6 +189,11 @@ impl BertConfig {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Probabilities, epsilons, the size of the whole, the padding id.
+    fn validate_numbers(&self) -> std::result::Result<(), (String, String)> {
         for (field, p) in [
             ("hidden_dropout_prob", self.hidden_dropout_prob),
             (

@@ -285,19 +285,9 @@ fn token_cosine(
         .collect())
 }
 
-fn heads(
-    t: &Embedder,
-    s: &Embedder,
-    opts: &EvalOptions,
-) -> Result<std::result::Result<Heads, String>> {
-    let has = |m: &Model| m.bert.heads.mlm && m.bert.heads.nsp;
-    if !has(&t.model) || !has(&s.model) {
-        return Ok(Err(format!(
-            "MLM/NSP head metrics need both heads on both models (teacher: {}; student: {})",
-            t.model.bert.heads.describe(),
-            s.model.bert.heads.describe()
-        )));
-    }
+/// Masked sentence pairs of the eval corpus for the heads' metrics (held-out loader), no
+/// longer than either model's positions reach.
+fn head_loader(t: &Embedder, s: &Embedder, opts: &EvalOptions) -> Result<data::Loader> {
     // No longer than either model's positions reach.
     let positions = |m: &Model| m.config().max_position_embeddings.max(8) as usize;
     let max_len = opts
@@ -313,7 +303,27 @@ fn heads(
     .map_err(|e| Error::Invalid(format!("eval corpus options: {e}")))?;
     let sets = data::prepare(&cfg, &t.tokenizer)?;
     let lo = data::loader_options(&cfg, &t.tokenizer, opts.batch_size, data::HELD_OUT_SEED);
-    let mut loader = data::held_out_loader(sets.train.corpus, sets.train.docs, lo);
+    Ok(data::held_out_loader(
+        sets.train.corpus,
+        sets.train.docs,
+        lo,
+    ))
+}
+
+fn heads(
+    t: &Embedder,
+    s: &Embedder,
+    opts: &EvalOptions,
+) -> Result<std::result::Result<Heads, String>> {
+    let has = |m: &Model| m.bert.heads.mlm && m.bert.heads.nsp;
+    if !has(&t.model) || !has(&s.model) {
+        return Ok(Err(format!(
+            "MLM/NSP head metrics need both heads on both models (teacher: {}; student: {})",
+            t.model.bert.heads.describe(),
+            s.model.bert.heads.describe()
+        )));
+    }
+    let mut loader = head_loader(t, s, opts)?;
     let (mut agree, mut t_ok, mut s_ok, mut kl, mut n) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let (mut nsp_agree, mut t_nsp, mut s_nsp, mut seqs) = (0.0, 0.0, 0.0, 0.0);
     for _ in 0..opts.head_batches {
@@ -379,6 +389,75 @@ fn heads(
     }))
 }
 
+/// The similarity structure by pooling ("mean", "cls").
+type Structures = BTreeMap<String, Structure>;
+
+/// The similarity structure under mean and [CLS] pooling, and (mean pooling) the scatter
+/// of pair cosines, at most about 2000 points.
+fn similarities(
+    t: &Embedder,
+    s: &Embedder,
+    refs: &[&str],
+    batch_size: usize,
+) -> Result<(Structures, Vec<(f64, f64)>)> {
+    let mut similarity = BTreeMap::new();
+    let mut scatter = Vec::new();
+    for (name, pooling) in [("mean", Pooling::Mean), ("cls", Pooling::Cls)] {
+        let (et, es) = (
+            t.embed(refs, pooling, batch_size)?,
+            s.embed(refs, pooling, batch_size)?,
+        );
+        let (st, ut, us) = structure(&et, &es);
+        if pooling == Pooling::Mean {
+            let step = (ut.len() / 2000).max(1);
+            scatter = ut
+                .iter()
+                .zip(&us)
+                .step_by(step)
+                .map(|(&a, &b)| (a, b))
+                .collect();
+        }
+        similarity.insert(name.to_string(), st);
+    }
+    Ok((similarity, scatter))
+}
+
+/// Agreement with human judgements (a pairs CSV): Spearman of each model's pair cosines
+/// with the scores. Each distinct text is embedded once (n documents have n² / 2 pairs).
+fn judgements(t: &Embedder, s: &Embedder, p: &Path, batch_size: usize) -> Result<Judgements> {
+    let pairs = read_pairs(p)?;
+    let mut texts: Vec<&str> = Vec::new();
+    let mut index: BTreeMap<&str, i64> = BTreeMap::new();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for (x, y, _) in &pairs {
+        for (t, out) in [(x.as_str(), &mut a), (y.as_str(), &mut b)] {
+            let i = *index.entry(t).or_insert_with(|| {
+                texts.push(t);
+                texts.len() as i64 - 1
+            });
+            out.push(i);
+        }
+    }
+    let (a, b) = (Tensor::from_slice(&a), Tensor::from_slice(&b));
+    let scores: Vec<f64> = pairs.iter().map(|p| p.2).collect();
+    let cos = |e: &Embedder| -> Result<Vec<f64>> {
+        let all = e.embed(&texts, Pooling::Mean, batch_size)?;
+        let dev = all.device();
+        let (x, y) = (
+            all.index_select(0, &a.to_device(dev)),
+            all.index_select(0, &b.to_device(dev)),
+        );
+        let c = Tensor::cosine_similarity(&x, &y, -1, 1e-8).to_kind(Kind::Double);
+        Ok(Vec::try_from(c).expect("doubles"))
+    };
+    Ok(Judgements {
+        file: p.display().to_string(),
+        pairs: pairs.len(),
+        teacher_spearman: spearman(&cos(t)?, &scores),
+        student_spearman: spearman(&cos(s)?, &scores),
+    })
+}
+
 /// Compares a student with its teacher.
 pub fn evaluate(teacher: &Path, student: &Path, opts: &EvalOptions) -> Result<EvalReport> {
     let t = Embedder::open(teacher, opts.device)?;
@@ -399,25 +478,7 @@ pub fn evaluate(teacher: &Path, student: &Path, opts: &EvalOptions) -> Result<Ev
         return Err(Error::Invalid("fewer than 2 sentences to compare".into()));
     }
     let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
-    let mut similarity = BTreeMap::new();
-    let mut scatter = Vec::new();
-    for (name, pooling) in [("mean", Pooling::Mean), ("cls", Pooling::Cls)] {
-        let (et, es) = (
-            t.embed(&refs, pooling, opts.batch_size)?,
-            s.embed(&refs, pooling, opts.batch_size)?,
-        );
-        let (st, ut, us) = structure(&et, &es);
-        if pooling == Pooling::Mean {
-            let step = (ut.len() / 2000).max(1);
-            scatter = ut
-                .iter()
-                .zip(&us)
-                .step_by(step)
-                .map(|(&a, &b)| (a, b))
-                .collect();
-        }
-        similarity.insert(name.to_string(), st);
-    }
+    let (similarity, scatter) = similarities(&t, &s, &refs, opts.batch_size)?;
     let token_cosine = token_cosine(&t, &s, &sentences, opts.batch_size)?;
     let (heads, heads_note) = match heads(&t, &s, opts)? {
         Ok(h) => (Some(h), None),
@@ -425,40 +486,7 @@ pub fn evaluate(teacher: &Path, student: &Path, opts: &EvalOptions) -> Result<Ev
     };
     let judgements = match &opts.pairs {
         None => None,
-        Some(p) => {
-            let pairs = read_pairs(p)?;
-            // Each distinct text is embedded once (a set of n documents has n² / 2 pairs).
-            let mut texts: Vec<&str> = Vec::new();
-            let mut index: BTreeMap<&str, i64> = BTreeMap::new();
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            for (x, y, _) in &pairs {
-                for (t, out) in [(x.as_str(), &mut a), (y.as_str(), &mut b)] {
-                    let i = *index.entry(t).or_insert_with(|| {
-                        texts.push(t);
-                        texts.len() as i64 - 1
-                    });
-                    out.push(i);
-                }
-            }
-            let (a, b) = (Tensor::from_slice(&a), Tensor::from_slice(&b));
-            let scores: Vec<f64> = pairs.iter().map(|p| p.2).collect();
-            let cos = |e: &Embedder| -> Result<Vec<f64>> {
-                let all = e.embed(&texts, Pooling::Mean, opts.batch_size)?;
-                let dev = all.device();
-                let (x, y) = (
-                    all.index_select(0, &a.to_device(dev)),
-                    all.index_select(0, &b.to_device(dev)),
-                );
-                let c = Tensor::cosine_similarity(&x, &y, -1, 1e-8).to_kind(Kind::Double);
-                Ok(Vec::try_from(c).expect("doubles"))
-            };
-            Some(Judgements {
-                file: p.display().to_string(),
-                pairs: pairs.len(),
-                teacher_spearman: spearman(&cos(&t)?, &scores),
-                student_spearman: spearman(&cos(&s)?, &scores),
-            })
-        }
+        Some(p) => Some(judgements(&t, &s, p, opts.batch_size)?),
     };
     let mut posto = BTreeMap::new();
     posto.insert(

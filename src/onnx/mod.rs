@@ -324,56 +324,74 @@ fn encoder(g: &mut Graph, m: &Model, int8: bool) -> Result<(String, String)> {
     let split = g.i64s("const.split_heads", &[0, 0, heads, d]);
     let merge = g.i64s("const.merge_heads", &[0, 0, c.hidden_size]);
     let scale = g.f32s("const.attention_scale", &[(d as f32).sqrt()], &[]);
+    let consts = [split.as_str(), merge.as_str(), scale.as_str(), ext.as_str()];
     for l in 0..c.num_hidden_layers {
-        let p = |s: &str| format!("bert.encoder.layer.{l}.{s}");
-        let lin = |g: &mut Graph, x: &str, s: &str| -> Result<String> {
-            g.linear(
-                x,
-                &format!("layer{l}.{s}"),
-                v(&p(&format!("{s}.weight")))?,
-                v(&p(&format!("{s}.bias")))?,
-                int8,
-            )
-        };
-        let q = lin(g, &x, "attention.self.query")?;
-        let k = lin(g, &x, "attention.self.key")?;
-        let vv = lin(g, &x, "attention.self.value")?;
-        let heads_of = |g: &mut Graph, t: &str, perm: &[i64]| {
-            let r = g.op("Reshape", &[t, &split], vec![]);
-            g.op("Transpose", &[&r], vec![attr_ints("perm", perm)])
-        };
-        let qh = heads_of(g, &q, &[0, 2, 1, 3]);
-        let kh = heads_of(g, &k, &[0, 2, 3, 1]);
-        let vh = heads_of(g, &vv, &[0, 2, 1, 3]);
-        let sc = g.op("MatMul", &[&qh, &kh], vec![]);
-        let sc = g.op("Div", &[&sc, &scale], vec![]);
-        let sc = g.op("Add", &[&sc, &ext], vec![]);
-        let pr = g.op("Softmax", &[&sc], vec![attr_int("axis", -1)]);
-        let ctx = g.op("MatMul", &[&pr, &vh], vec![]);
-        let ctx = g.op("Transpose", &[&ctx], vec![attr_ints("perm", &[0, 2, 1, 3])]);
-        let ctx = g.op("Reshape", &[&ctx, &merge], vec![]);
-        let ao = lin(g, &ctx, "attention.output.dense")?;
-        let ar = g.op("Add", &[&ao, &x], vec![]);
-        let a = g.layer_norm(
-            &ar,
-            &format!("layer{l}.attention.LayerNorm"),
-            v(&p("attention.output.LayerNorm.weight"))?,
-            v(&p("attention.output.LayerNorm.bias"))?,
-            eps,
-        )?;
-        let i = lin(g, &a, "intermediate.dense")?;
-        let i = g.activation(&i, &c.hidden_act)?;
-        let o = lin(g, &i, "output.dense")?;
-        let orr = g.op("Add", &[&o, &a], vec![]);
-        x = g.layer_norm(
-            &orr,
-            &format!("layer{l}.output.LayerNorm"),
-            v(&p("output.LayerNorm.weight"))?,
-            v(&p("output.LayerNorm.bias"))?,
-            eps,
-        )?;
+        x = layer(g, m, l, &x, consts, int8)?;
     }
     Ok((x, maskf))
+}
+
+/// One encoder layer on `x`: self-attention (heads split and merged by the `split` and
+/// `merge` shapes, scores scaled and masked), output, LayerNorm, feed-forward, LayerNorm.
+fn layer(
+    g: &mut Graph,
+    m: &Model,
+    l: i64,
+    x: &str,
+    [split, merge, scale, ext]: [&str; 4],
+    int8: bool,
+) -> Result<String> {
+    let c = m.config();
+    let eps = c.layer_norm_eps;
+    let vars = m.vs.variables();
+    let v = |n: &str| var(&vars, n);
+    let p = |s: &str| format!("bert.encoder.layer.{l}.{s}");
+    let lin = |g: &mut Graph, x: &str, s: &str| -> Result<String> {
+        g.linear(
+            x,
+            &format!("layer{l}.{s}"),
+            v(&p(&format!("{s}.weight")))?,
+            v(&p(&format!("{s}.bias")))?,
+            int8,
+        )
+    };
+    let q = lin(g, x, "attention.self.query")?;
+    let k = lin(g, x, "attention.self.key")?;
+    let vv = lin(g, x, "attention.self.value")?;
+    let heads_of = |g: &mut Graph, t: &str, perm: &[i64]| {
+        let r = g.op("Reshape", &[t, split], vec![]);
+        g.op("Transpose", &[&r], vec![attr_ints("perm", perm)])
+    };
+    let qh = heads_of(g, &q, &[0, 2, 1, 3]);
+    let kh = heads_of(g, &k, &[0, 2, 3, 1]);
+    let vh = heads_of(g, &vv, &[0, 2, 1, 3]);
+    let sc = g.op("MatMul", &[&qh, &kh], vec![]);
+    let sc = g.op("Div", &[&sc, scale], vec![]);
+    let sc = g.op("Add", &[&sc, ext], vec![]);
+    let pr = g.op("Softmax", &[&sc], vec![attr_int("axis", -1)]);
+    let ctx = g.op("MatMul", &[&pr, &vh], vec![]);
+    let ctx = g.op("Transpose", &[&ctx], vec![attr_ints("perm", &[0, 2, 1, 3])]);
+    let ctx = g.op("Reshape", &[&ctx, merge], vec![]);
+    let ao = lin(g, &ctx, "attention.output.dense")?;
+    let ar = g.op("Add", &[&ao, x], vec![]);
+    let a = g.layer_norm(
+        &ar,
+        &format!("layer{l}.attention.LayerNorm"),
+        v(&p("attention.output.LayerNorm.weight"))?,
+        v(&p("attention.output.LayerNorm.bias"))?,
+        eps,
+    )?;
+    let i = lin(g, &a, "intermediate.dense")?;
+    let i = g.activation(&i, &c.hidden_act)?;
+    let o = lin(g, &i, "output.dense")?;
+    let orr = g.op("Add", &[&o, &a], vec![]);
+    g.layer_norm(
+        &orr,
+        &format!("layer{l}.output.LayerNorm"),
+        v(&p("output.LayerNorm.weight"))?,
+        v(&p("output.LayerNorm.bias"))?,
+        eps,
+    )
 }
 
 /// The sentence embedding from the last hidden state: mean over the mask or [CLS], then
