@@ -38,34 +38,6 @@ fn rows(v: &serde_json::Value) -> Vec<Vec<f64>> {
         .collect()
 }
 
-fn destila_embed(dir: &Path, texts: &Path) -> Vec<Vec<f64>> {
-    let o = common::destila()
-        .args([
-            "embed",
-            dir.to_str().unwrap(),
-            "--input",
-            texts.to_str().unwrap(),
-        ])
-        .args(["--format", "jsonl", "--device", "cpu"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            rows(&serde_json::json!([v["embedding"]])).remove(0)
-        })
-        .collect()
-}
-
-fn max_abs(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
-    a.iter()
-        .zip(b)
-        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
-        .fold(0.0, f64::max)
-}
-
 fn min_cos(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
     a.iter()
         .zip(b)
@@ -99,13 +71,13 @@ fn onnx_fp32_and_int8_run_in_onnxruntime_like_destila() {
     let texts = dir.path().join("texts.txt");
     std::fs::write(&texts, TEXTS.join("\n")).unwrap();
     let t = common::teacher();
-    let want = destila_embed(&t, &texts);
+    let want = common::embed_jsonl(&t, &texts);
     let f32_dir = dir.path().join("f32");
     export(&t, &f32_dir, false);
     let v = ort(&f32_dir, &texts);
     assert_eq!(v["hidden_shape"][0], 4, "{v}");
     let got = rows(&v["embeddings"]);
-    let d = max_abs(&got, &want);
+    let d = common::max_abs_rows(&got, &want);
     assert!(d <= 1e-4, "fp32 ONNX differs from destila by {d}");
     let i8_dir = dir.path().join("int8");
     export(&t, &i8_dir, true);

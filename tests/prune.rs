@@ -86,29 +86,11 @@ fn pruned_embeddings_equal_the_originals_in_transformers() {
     let d = v["max_abs"].as_f64().unwrap();
     assert!(d <= 1e-5, "pruned embeddings differ by {d}");
     // destila embeds the pruned folder as it embedded the original.
-    let embed = |dir: &Path| {
-        let o = common::destila()
-            .args([
-                "embed",
-                dir.to_str().unwrap(),
-                "--input",
-                check.to_str().unwrap(),
-            ])
-            .args(["--format", "jsonl", "--device", "cpu"])
-            .output()
-            .unwrap();
-        assert!(o.status.success());
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["embedding"].clone())
-            .collect::<Vec<_>>()
-    };
-    let (a, b) = (embed(&t), embed(&out));
-    for (x, y) in a.iter().zip(&b) {
-        for (p, q) in x.as_array().unwrap().iter().zip(y.as_array().unwrap()) {
-            assert!((p.as_f64().unwrap() - q.as_f64().unwrap()).abs() <= 1e-5);
-        }
-    }
+    let (a, b) = (
+        common::embed_jsonl(&t, &check),
+        common::embed_jsonl(&out, &check),
+    );
+    assert!(common::max_abs_rows(&a, &b) <= 1e-5);
     // As an export option: pruned, then exported (here in f16); transformers loads it.
     let exported = dir.path().join("exported");
     let o = common::destila()

@@ -52,39 +52,6 @@ fn st(dir: &Path, texts: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
     (modules, e)
 }
 
-fn destila_embed(dir: &Path, texts: &Path) -> Vec<Vec<f64>> {
-    let o = common::destila()
-        .args([
-            "embed",
-            dir.to_str().unwrap(),
-            "--input",
-            texts.to_str().unwrap(),
-        ])
-        .args(["--format", "jsonl", "--device", "cpu"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["embedding"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .collect()
-        })
-        .collect()
-}
-
-fn max_abs(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
-        .fold(0.0, f64::max)
-}
-
 fn export(from: &Path, to: &Path) -> String {
     let o = common::destila()
         .args([
@@ -127,15 +94,15 @@ fn a_distilled_students_export_is_a_sentence_transformers_folder_like_its_teache
     let (modules, e) = st(&out, &texts);
     assert_eq!(modules, teacher_modules, "the teacher's pipeline, in form");
     assert_eq!(modules, ["Transformer", "Pooling", "Normalize"]);
-    let d = max_abs(&e, &destila_embed(&out, &texts));
+    let d = common::max_abs_rows(&e, &common::embed_jsonl(&out, &texts));
     assert!(d <= 1e-5, "SentenceTransformer vs destila embed: {d}");
     // The teacher exported as is encodes as the teacher.
     let te = dir.path().join("teacher-export");
     export(&t, &te);
     let (_, a) = st(&t, &texts);
     let (_, b) = st(&te, &texts);
-    assert!(max_abs(&a, &b) <= 1e-6);
-    assert!(max_abs(&b, &destila_embed(&te, &texts)) <= 1e-5);
+    assert!(common::max_abs_rows(&a, &b) <= 1e-6);
+    assert!(common::max_abs_rows(&b, &common::embed_jsonl(&te, &texts)) <= 1e-5);
 }
 
 #[test]

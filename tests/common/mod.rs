@@ -145,3 +145,38 @@ pub fn train_losses(metrics: &Path) -> Vec<(u64, f64)> {
         .map(|r| (r["step"].parse().unwrap(), r["loss"].parse().unwrap()))
         .collect()
 }
+
+/// `destila embed DIR --input TEXTS --format jsonl` on the CPU: one embedding per line.
+pub fn embed_jsonl(dir: &Path, texts: &Path) -> Vec<Vec<f64>> {
+    let o = destila()
+        .args([
+            "embed",
+            dir.to_str().unwrap(),
+            "--input",
+            texts.to_str().unwrap(),
+        ])
+        .args(["--format", "jsonl", "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+/// The largest absolute difference between two lists of vectors.
+pub fn max_abs_rows(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
+        .fold(0.0, f64::max)
+}
