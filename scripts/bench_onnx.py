@@ -19,6 +19,7 @@ p.add_argument("dirs", nargs="+")
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--iters", type=int, default=20)
 p.add_argument("--seq-len", type=int, default=128)
+p.add_argument("--table", action="store_true", help="a line of text per measurement instead of JSON")
 a = p.parse_args()
 for d in a.dirs:
     o = ort.SessionOptions()
@@ -38,5 +39,9 @@ for d in a.dirs:
             s.run(["sentence_embedding"], feeds)
             t.append(time.perf_counter() - st)
         t.sort()
-        print(json.dumps({"model": d, "batch": b, "seq_len": a.seq_len, "median_ms": 1e3 * statistics.median(t),
-                          "p95_ms": 1e3 * t[int(0.95 * (len(t) - 1))]}))
+        r = {"model": d, "batch": b, "seq_len": a.seq_len, "median_ms": 1e3 * statistics.median(t),
+             "p95_ms": 1e3 * t[int(0.95 * (len(t) - 1))]}
+        if a.table:
+            print(f"  {d.rstrip('/').split('/')[-1]:<20} batch {b} x {a.seq_len}: {r['median_ms']:.1f} ms (p95 {r['p95_ms']:.1f})")
+        else:
+            print(json.dumps(r))

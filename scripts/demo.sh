@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 BIN=target/release/destila
+PY=.venv/bin/python
 TEACHER=.cache/teachers/all-MiniLM-L6-v2
 
 echo "== The teacher"
@@ -46,9 +47,17 @@ echo
 echo "== Size and speed"
 $BIN bench --teacher $EVAL_TEACHER --student $RUN/final --out $RUN/report
 echo
+echo "== The compression ladder: the student in f16, int8, with its vocabulary pruned to the"
+echo "   training text, and as ONNX; structure on the unseen news (see BENCHMARKS.md)"
+$BIN bench ladder --teacher $TEACHER --student $RUN/final --sentences .cache/eval/lee-background.txt \
+  --prune-corpus data/austen/train --out $RUN/ladder --iters 3
+echo "onnxruntime latency (ms, batch x 128):"
+$PY scripts/bench_onnx.py --table --iters 10 $RUN/ladder/variants/student-onnx-fp32 $RUN/ladder/variants/student-onnx-int8
+echo
 echo "== Where things are"
 echo "report        $RUN/report/eval.json, eval.csv, bench.md, bench.csv"
 echo "plots         $RUN/loss.svg, $RUN/report/similarity.svg, $RUN/report/bench.svg"
 echo "student (HF)  $RUN/export   (transformers: AutoModel.from_pretrained(\"$RUN/export\"))"
 echo "int8 copy     $RUN/export-int8 (destila), report $RUN/report-int8/eval.json"
+echo "compressed    $RUN/ladder/variants (f16, int8, pruned, ONNX fp32/int8), $RUN/ladder/ladder.md"
 echo "checkpoints   $RUN/checkpoints, metrics $RUN/metrics.csv"

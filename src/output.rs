@@ -175,9 +175,11 @@ fn foreign(dir: &Path) -> Result<Vec<String>> {
         )));
     }
     let m = read_marker(dir)?;
+    // A sub-folder with its own marker is destila's output too (an export or a report
+    // written inside a run's folder).
     Ok(entries(dir)?
         .into_iter()
-        .filter(|n| !m.entries.contains_key(n))
+        .filter(|n| !m.entries.contains_key(n) && !dir.join(n).join(MARKER).is_file())
         .collect())
 }
 

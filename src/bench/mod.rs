@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod data;
 pub mod forward;
+pub mod ladder;
 pub mod step;
 pub mod topk;
 

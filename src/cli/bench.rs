@@ -65,6 +65,10 @@ enum BenchCommand {
     },
     /// Forward throughput (tokens/s) of one model on random full-length batches; prints JSON.
     Forward(ForwardArgs),
+    /// The compression ladder: the teacher, the student, and the student in f16, int8,
+    /// pruned and ONNX form, each with size, latency and similarity structure against the
+    /// teacher and the uncompressed student; writes ladder.md, ladder.csv, variants/.
+    Ladder(LadderArgs),
 }
 
 pub fn bench(a: Bench) -> Result<()> {
@@ -104,6 +108,7 @@ pub fn bench(a: Bench) -> Result<()> {
             Ok(())
         }
         Some(BenchCommand::Forward(f)) => forward(f),
+        Some(BenchCommand::Ladder(l)) => ladder(l),
     }
 }
 
@@ -253,4 +258,53 @@ struct ForwardArgs {
     /// Variable kind: f32, or bf16/f16 (CUDA).
     #[arg(long, value_parser = parse::kind, default_value = "f32")]
     dtype: tch::Kind,
+}
+
+#[derive(Args)]
+struct LadderArgs {
+    #[arg(long)]
+    teacher: PathBuf,
+    #[arg(long)]
+    student: PathBuf,
+    /// One sentence a line, for the similarity structure (held-out text).
+    #[arg(long)]
+    sentences: PathBuf,
+    /// Text to prune the student's vocabulary to (no pruned rung without it).
+    #[arg(long)]
+    prune_corpus: Vec<String>,
+    #[arg(long, default_value = "ladder")]
+    out: PathBuf,
+    #[arg(long, value_parser = parse::count, default_value_t = 5)]
+    iters: usize,
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+fn ladder(a: LadderArgs) -> Result<()> {
+    use destila::bench::ladder;
+    let mut inputs = vec![a.teacher.clone(), a.student.clone(), a.sentences.clone()];
+    inputs.extend(a.prune_corpus.iter().map(|c| destila::output::glob_root(c)));
+    destila::output::claim_entries(
+        &a.out,
+        "--out",
+        "bench",
+        ladder::LADDER_FILES,
+        false,
+        &inputs,
+    )?;
+    let o = ladder::LadderOptions {
+        sentences: a.sentences,
+        prune_corpus: a.prune_corpus,
+        iters: a.iters,
+        device: destila::device::parse(&a.device)?,
+    };
+    let rungs = ladder::ladder(&a.teacher, &a.student, &a.out.join("variants"), &o)?;
+    let md = ladder::markdown(&rungs);
+    print!("{md}");
+    for (name, text) in [("ladder.md", md), ("ladder.csv", ladder::csv(&rungs))] {
+        let p = a.out.join(name);
+        std::fs::write(&p, text)?;
+        println!("wrote {}", p.display());
+    }
+    Ok(())
 }

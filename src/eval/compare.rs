@@ -220,7 +220,9 @@ pub fn read_pairs(path: &Path) -> Result<Vec<(String, String, f64)>> {
     Ok(out)
 }
 
-fn structure(t: &Tensor, s: &Tensor) -> (Structure, Vec<f64>, Vec<f64>) {
+/// The similarity structure of `s` against `t` (embeddings of the same sentences): Spearman
+/// and Pearson of their pair cosines, linear CKA, kNN overlap; and the two cosine lists.
+pub fn structure(t: &Tensor, s: &Tensor) -> (Structure, Vec<f64>, Vec<f64>) {
     let (st, ss) = (cosine_matrix(t, t), cosine_matrix(s, s));
     let (ut, us) = (upper_triangle(&st), upper_triangle(&ss));
     let r = Structure {

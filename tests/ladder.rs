@@ -1,0 +1,83 @@
+//! `destila bench ladder`: the student made smaller step by step, each rung measured for
+//! size, latency and similarity structure (against the teacher and the student).
+
+mod common;
+
+#[test]
+fn the_ladder_measures_every_rung() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = common::teacher();
+    // A short distillation: a 2-layer student from the teacher.
+    let body = "student: {layers: 2, init: from-teacher, teacher_layers: [2, 5]}\n\
+        losses: {pooled_cos: {weight: 1.0}}\n\
+        training: {steps: 1, batch_size: 4, eval_every: 0, eval_batches: 1}\n";
+    let r = common::recipe(dir.path(), &t, body);
+    let s = destila::distill::trainer::run(
+        &r,
+        &destila::distill::trainer::RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let sentences = dir.path().join("sentences.txt");
+    let text =
+        std::fs::read_to_string(common::root().join("data/austen/validation/persuasion.txt"))
+            .unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.len() > 40)
+        .skip(500)
+        .take(24)
+        .collect();
+    std::fs::write(&sentences, lines.join("\n")).unwrap();
+    let (train, _) = common::corpus(dir.path());
+    let out = dir.path().join("ladder");
+    let o = common::destila()
+        .args(["--threads", "2", "bench", "ladder", "--iters", "1"])
+        .args(["--teacher", t.to_str().unwrap()])
+        .args(["--student", s.final_model.to_str().unwrap()])
+        .args(["--sentences", sentences.to_str().unwrap()])
+        .args(["--prune-corpus", train.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let (so, se) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{se}");
+    let rows: Vec<Vec<&str>> = so
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| rung"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|r| r[1]).collect();
+    assert_eq!(
+        names,
+        [
+            "teacher f32",
+            "student f32",
+            "student f16",
+            "student int8",
+            "student pruned",
+            "student pruned onnx-fp32",
+            "student pruned onnx-int8"
+        ],
+        "{so}"
+    );
+    let vs_student =
+        |row: &Vec<&str>| -> f64 { row[10].split('/').next().unwrap().trim().parse().unwrap() };
+    assert!(vs_student(&rows[2]) > 0.999, "f16: {so}");
+    assert!(vs_student(&rows[3]) > 0.98, "int8: {so}");
+    assert!(vs_student(&rows[4]) > 0.5, "pruned: {so}");
+    let mb = |row: &Vec<&str>| -> f64 { row[3].parse().unwrap() };
+    assert!(
+        mb(&rows[2]) < mb(&rows[1]) && mb(&rows[6]) < mb(&rows[5]),
+        "{so}"
+    );
+    assert!(out.join("ladder.md").is_file() && out.join("ladder.csv").is_file());
+    let csv = std::fs::read_to_string(out.join("ladder.csv")).unwrap();
+    // 5 rungs destila runs x 6 cells, 2 ONNX rungs with their size only, a header.
+    assert_eq!(csv.lines().count(), 1 + 5 * 6 + 2, "{csv}");
+}
