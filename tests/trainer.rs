@@ -272,6 +272,32 @@ fn existing_checkpoints_need_resume_or_force() {
         std::fs::read_to_string(r.output.join("notes.txt")).unwrap(),
         "mine"
     );
+    // destila's own output inside the run folder (an export) is no stranger's: the run
+    // starts over with --force and leaves it alone.
+    std::fs::remove_file(r.output.join("notes.txt")).unwrap();
+    let export = r.output.join("export");
+    destila::export::export(
+        &r.output.join("final"),
+        &export,
+        &destila::export::ExportOptions {
+            dtype: tch::Kind::Float,
+            heads: destila::export::HeadsMode::Keep,
+            int8: false,
+            force: false,
+            eval: None,
+        },
+    )
+    .unwrap();
+    run(
+        &r,
+        &RunOptions {
+            force: true,
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(export.join("model.safetensors").is_file());
 }
 
 #[test]
