@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use destila::bert::{BertConfig, Heads};
 
-/// One bad input: the arguments (with placeholders, see `expand`), extra environment,
+/// One bad input: the arguments (`{T}`, `{D}`, ... are filled in by `expand`), extra environment,
 /// what the message must contain, and files (relative to the scratch folder) that must
 /// survive with their contents.
 struct Case {

@@ -7,19 +7,7 @@ mod common;
 fn the_ladder_measures_every_rung() {
     let dir = tempfile::tempdir().unwrap();
     let t = common::teacher();
-    // A short distillation: a 2-layer student from the teacher.
-    let body = "student: {layers: 2, init: from-teacher, teacher_layers: [2, 5]}\n\
-        losses: {pooled_cos: {weight: 1.0}}\n\
-        training: {steps: 1, batch_size: 4, eval_every: 0, eval_batches: 1}\n";
-    let r = common::recipe(dir.path(), &t, body);
-    let s = destila::distill::trainer::run(
-        &r,
-        &destila::distill::trainer::RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let student = common::short_student(dir.path());
     let sentences = dir.path().join("sentences.txt");
     let text =
         std::fs::read_to_string(common::root().join("data/austen/validation/persuasion.txt"))
@@ -36,7 +24,7 @@ fn the_ladder_measures_every_rung() {
     let o = common::destila()
         .args(["--threads", "2", "bench", "ladder", "--iters", "1"])
         .args(["--teacher", t.to_str().unwrap()])
-        .args(["--student", s.final_model.to_str().unwrap()])
+        .args(["--student", student.to_str().unwrap()])
         .args(["--sentences", sentences.to_str().unwrap()])
         .args(["--prune-corpus", train.to_str().unwrap()])
         .args(["--out", out.to_str().unwrap()])

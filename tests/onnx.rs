@@ -24,20 +24,6 @@ fn ort(dir: &Path, texts: &Path) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-fn rows(v: &serde_json::Value) -> Vec<Vec<f64>> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .collect()
-        })
-        .collect()
-}
-
 fn min_cos(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
     a.iter()
         .zip(b)
@@ -76,7 +62,7 @@ fn onnx_fp32_and_int8_run_in_onnxruntime_like_destila() {
     export(&t, &f32_dir, false);
     let v = ort(&f32_dir, &texts);
     assert_eq!(v["hidden_shape"][0], 4, "{v}");
-    let got = rows(&v["embeddings"]);
+    let got = common::rows(&v["embeddings"]);
     let d = common::max_abs_rows(&got, &want);
     assert!(d <= 1e-4, "fp32 ONNX differs from destila by {d}");
     let i8_dir = dir.path().join("int8");
@@ -92,7 +78,7 @@ fn onnx_fp32_and_int8_run_in_onnxruntime_like_destila() {
         ops.contains(&"DynamicQuantizeLinear") && ops.contains(&"MatMulInteger"),
         "{ops:?}"
     );
-    let got = rows(&v["embeddings"]);
+    let got = common::rows(&v["embeddings"]);
     // Measured: about 0.99 cosine to the fp32 embeddings (tolerance in BENCHMARKS.md).
     let c = min_cos(&got, &want);
     assert!(c > 0.98, "int8 ONNX embeddings at cosine {c} of fp32");

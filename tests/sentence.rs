@@ -37,18 +37,7 @@ fn st(dir: &Path, texts: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
         .iter()
         .map(|m| m.as_str().unwrap().to_string())
         .collect();
-    let e = v["embeddings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .collect()
-        })
-        .collect();
+    let e = common::rows(&v["embeddings"]);
     (modules, e)
 }
 
@@ -73,23 +62,11 @@ fn a_distilled_students_export_is_a_sentence_transformers_folder_like_its_teache
     let texts = texts(dir.path());
     let (teacher_modules, _) = st(&t, &texts);
     // A short distillation from the sentence-transformers teacher.
-    let body = "student: {layers: 2, init: from-teacher, teacher_layers: [2, 5]}\n\
-        losses: {pooled_cos: {weight: 1.0}}\n\
-        optimizer: {learning_rate: 0.0001, warmup_steps: 1}\n\
-        training: {steps: 2, batch_size: 4, eval_every: 0, eval_batches: 1}\n";
-    let r = common::recipe(dir.path(), &t, body);
-    let s = destila::distill::trainer::run(
-        &r,
-        &destila::distill::trainer::RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert!(s.final_model.join("modules.json").is_file());
-    assert!(s.final_model.join("1_Pooling/config.json").is_file());
+    let final_model = common::short_student(dir.path());
+    assert!(final_model.join("modules.json").is_file());
+    assert!(final_model.join("1_Pooling/config.json").is_file());
     let out = dir.path().join("export");
-    let note = export(&s.final_model, &out);
+    let note = export(&final_model, &out);
     assert!(!note.contains("no modules.json"), "{note}");
     let (modules, e) = st(&out, &texts);
     assert_eq!(modules, teacher_modules, "the teacher's pipeline, in form");

@@ -94,15 +94,21 @@ fn rung(
     Ok((rung, emb))
 }
 
-/// The ladder from `teacher` down to `student`'s compressed forms, written under `work`.
-pub fn ladder(teacher: &Path, student: &Path, work: &Path, o: &LadderOptions) -> Result<Vec<Rung>> {
-    let sentences = crate::data::corpus::read_texts(&o.sentences, 1 << 16)?.0;
+/// The sentences of `path` (one a line), at least 3 of them.
+pub fn check_sentences(path: &Path) -> Result<Vec<String>> {
+    let sentences = crate::data::corpus::read_texts(path, 1 << 16)?.0;
     if sentences.len() < 3 {
         return Err(Error::Invalid(format!(
             "--sentences {}: at least 3 sentences are needed",
-            o.sentences.display()
+            path.display()
         )));
     }
+    Ok(sentences)
+}
+
+/// The ladder from `teacher` down to `student`'s compressed forms, written under `work`.
+pub fn ladder(teacher: &Path, student: &Path, work: &Path, o: &LadderOptions) -> Result<Vec<Rung>> {
+    let sentences = check_sentences(&o.sentences)?;
     let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
     let (mut t, te) = rung("teacher f32", "destila", teacher, &refs, None, o)?;
     let (mut s, se) = rung("student f32", "destila", student, &refs, None, o)?;

@@ -282,6 +282,15 @@ struct LadderArgs {
 
 fn ladder(a: LadderArgs) -> Result<()> {
     use destila::bench::ladder;
+    for (flag, dir) in [("--teacher", &a.teacher), ("--student", &a.student)] {
+        if !dir.join("config.json").is_file() {
+            anyhow::bail!(
+                "{flag} {}: no model folder there (no config.json)",
+                dir.display()
+            );
+        }
+    }
+    ladder::check_sentences(&a.sentences)?;
     let mut inputs = vec![a.teacher.clone(), a.student.clone(), a.sentences.clone()];
     inputs.extend(a.prune_corpus.iter().map(|c| destila::output::glob_root(c)));
     destila::output::claim_entries(

@@ -146,6 +146,21 @@ pub fn train_losses(metrics: &Path) -> Vec<(u64, f64)> {
         .collect()
 }
 
+/// A JSON list of number lists as vectors.
+pub fn rows(v: &serde_json::Value) -> Vec<Vec<f64>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
 /// `destila embed DIR --input TEXTS --format jsonl` on the CPU: one embedding per line.
 pub fn embed_jsonl(dir: &Path, texts: &Path) -> Vec<Vec<f64>> {
     let o = destila()
@@ -159,17 +174,30 @@ pub fn embed_jsonl(dir: &Path, texts: &Path) -> Vec<Vec<f64>> {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout)
+    let embeddings: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
         .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["embedding"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .collect()
-        })
-        .collect()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["embedding"].clone())
+        .collect();
+    rows(&serde_json::Value::Array(embeddings))
+}
+
+/// A 2-layer student distilled for 2 steps from the real teacher (its layers 2 and 5,
+/// sentence-embedding loss): the final model's folder, under `dir`.
+pub fn short_student(dir: &Path) -> PathBuf {
+    let body = "student: {layers: 2, init: from-teacher, teacher_layers: [2, 5]}\n\
+        losses: {pooled_cos: {weight: 1.0}}\n\
+        optimizer: {learning_rate: 0.0001, warmup_steps: 1}\n\
+        training: {steps: 2, batch_size: 4, eval_every: 0, eval_batches: 1}\n";
+    let r = recipe(dir, &teacher(), body);
+    let s = destila::distill::trainer::run(
+        &r,
+        &destila::distill::trainer::RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    s.final_model
 }
 
 /// The largest absolute difference between two lists of vectors.
