@@ -100,10 +100,11 @@ pub fn bench(a: Bench) -> Result<()> {
         }
         Some(BenchCommand::Data { recipe, batches }) => {
             let recipe = Recipe::from_file(&recipe)?;
-            let scratch =
-                std::env::temp_dir().join(format!("destila-bench-{}", std::process::id()));
-            let r = bench::data_throughput(&recipe, &scratch, batches);
-            let _ = std::fs::remove_dir_all(&scratch);
+            // A fresh temporary folder of its own, removed on drop (and nothing else).
+            let scratch = tempfile::Builder::new()
+                .prefix("destila-bench-")
+                .tempdir()?;
+            let r = bench::data_throughput(&recipe, scratch.path(), batches);
             println!("{}", serde_json::to_string(&r?)?);
             Ok(())
         }

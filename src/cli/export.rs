@@ -87,8 +87,12 @@ pub fn export(a: Export) -> Result<()> {
         destila::export::export(&a.checkpoint, &a.out, &opts)?
     } else {
         destila::output::guard(&a.out, "--out", std::slice::from_ref(&a.checkpoint))?;
-        // Pruned first (f32), into a scratch folder of this process, then exported from it.
-        let scratch = std::env::temp_dir().join(format!("destila-prune-{}", std::process::id()));
+        // Pruned first (f32), into a fresh temporary folder of its own (removed when it
+        // goes out of scope, and nothing else), then exported from it.
+        let work = tempfile::Builder::new()
+            .prefix("destila-prune-")
+            .tempdir()?;
+        let scratch = work.path().join("pruned");
         let o = destila::prune::PruneOptions {
             corpus: a.prune_corpus,
             min_count: a.min_count as u64,
@@ -100,7 +104,6 @@ pub fn export(a: Export) -> Result<()> {
             print!("{p}");
             destila::export::export(&scratch, &a.out, &opts)
         });
-        let _ = std::fs::remove_dir_all(&scratch);
         s?
     };
     println!(
