@@ -3,13 +3,15 @@
 // * libtorch_cuda.so kept as NEEDED even though no symbol of ours references it directly
 //   (the linker's --as-needed would drop it and CUDA would then never be available);
 // * csrc/c10d_bridge.cpp compiled against the headers of that same libtorch, with gloo's
-//   headers (and, when the CUDA headers are there, NCCL's) fetched by scripts/setup.sh.
+//   headers (and, when the CUDA headers are there, NCCL's) fetched by scripts/setup.sh;
+// * csrc/qlinear.cpp (libtorch's dynamic int8 linear kernels) in the same library.
 use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-env-changed=DESTILA_HEADERS");
     println!("cargo:rerun-if-changed=csrc/c10d_bridge.cpp");
+    println!("cargo:rerun-if-changed=csrc/qlinear.cpp");
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         return;
     };
@@ -39,6 +41,7 @@ fn bridge(lib: &Path, cuda: bool) {
     let mut b = cc::Build::new();
     b.cpp(true)
         .file(root.join("csrc/c10d_bridge.cpp"))
+        .file(root.join("csrc/qlinear.cpp"))
         .flag("-std=c++17")
         .flag_if_supported("-Wno-unused-parameter")
         .flag_if_supported("-Wno-deprecated-declarations")

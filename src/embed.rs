@@ -19,10 +19,19 @@ pub struct Embedder {
 }
 
 impl Embedder {
+    /// Opens `dir`; an int8 checkpoint runs through libtorch's int8 kernels on the CPU
+    /// unless `DESTILA_INT8_KERNELS=0`.
     pub fn open(dir: impl AsRef<Path>, device: Device) -> Result<Self> {
+        Self::open_with(dir, device, bert::qlinear::wanted()?)
+    }
+
+    /// Opens `dir`, running an int8 checkpoint's dense layers through libtorch's int8
+    /// kernels (`int8_kernels`) or through their dequantised f32 copies.
+    pub fn open_with(dir: impl AsRef<Path>, device: Device, int8_kernels: bool) -> Result<Self> {
         let dir = dir.as_ref();
         let opts = LoadOptions {
             device,
+            int8_kernels,
             ..Default::default()
         };
         let model = bert::load(dir, &opts)?;

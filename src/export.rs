@@ -46,9 +46,12 @@ fn dtype_name(k: Kind) -> &'static str {
     }
 }
 
-/// Linear weights quantised by `--quantize int8`: every 2-D weight but the embeddings.
+/// Weights quantised by `--quantize int8`: every linear weight and the word-embedding table
+/// (per row; the position and token-type tables are small and stay as they are).
 fn quantisable(name: &str, t: &Tensor) -> bool {
-    t.dim() == 2 && name.ends_with(".weight") && !name.contains("embeddings")
+    t.dim() == 2
+        && name.ends_with(".weight")
+        && (!name.contains("embeddings") || name.ends_with("word_embeddings.weight"))
 }
 
 /// Symmetric per-output-channel int8: q = round(w / s), s = max|w_row| / 127.
@@ -96,7 +99,7 @@ fn model_card(
         config.hidden_act,
         s.parameters,
         s.dtype,
-        if s.int8 { ", linear weights int8 per output channel (destila only)" } else { "" },
+        if s.int8 { ", linear weights and word embeddings int8 per output row (destila only)" } else { "" },
     );
     if let Some((recipe, step)) = provenance(checkpoint) {
         let teacher = recipe
@@ -200,7 +203,7 @@ fn config_json(model: &Model, heads: Heads, opts: &ExportOptions) -> String {
     if opts.int8 {
         map.insert(
             "destila_quantization".into(),
-            serde_json::json!({"method": "int8, symmetric, per output channel", "tensors": "NAME.qweight (int8) and NAME.qscale (f32)"}),
+            serde_json::json!({"method": "int8, symmetric, per output row (linear weights and the word embeddings)", "tensors": "NAME.qweight (int8) and NAME.qscale (f32)"}),
         );
     }
     serde_json::to_string_pretty(&config).expect("json") + "\n"

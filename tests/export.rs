@@ -201,7 +201,8 @@ fn half_precision_halves_the_file_and_int8_quarters_the_linear_weights() {
             if name == "f16" { "float16" } else { "bfloat16" }
         );
     }
-    // int8: every linear weight of the encoder and heads at one byte, loadable by destila.
+    // int8: every linear weight of the encoder and heads and the word-embedding table at one
+    // byte, loadable by destila.
     let q = dir.path().join("int8");
     export(
         &ck,
@@ -228,12 +229,14 @@ fn half_precision_halves_the_file_and_int8_quarters_the_linear_weights() {
     let vars = a.vs.variables();
     let linear: Vec<&Tensor> = vars
         .iter()
-        .filter(|(n, t)| t.dim() == 2 && !n.contains("embeddings"))
+        .filter(|(n, t)| {
+            t.dim() == 2 && (!n.contains("embeddings") || n.ends_with("word_embeddings.weight"))
+        })
         .map(|(_, t)| t)
         .collect();
     let weights: f64 = linear.iter().map(|t| t.numel() as f64).sum();
     let rows: f64 = linear.iter().map(|t| t.size()[0] as f64).sum();
-    // Each linear weight shrinks from 4 bytes to 1, plus a 4-byte scale per output row and
+    // Each of these weights shrinks from 4 bytes to 1, plus a 4-byte scale per output row and
     // a longer safetensors header (two names per weight).
     let saved = size(&enc) - size(&q);
     let expected = 3.0 * weights - 4.0 * rows;

@@ -48,7 +48,9 @@ fn the_ladder_measures_every_rung() {
             "student f32",
             "student f16",
             "student int8",
+            "student int8",
             "student pruned",
+            "student pruned int8",
             "student pruned onnx-fp32",
             "student pruned onnx-int8"
         ],
@@ -57,15 +59,22 @@ fn the_ladder_measures_every_rung() {
     let vs_student =
         |row: &Vec<&str>| -> f64 { row[10].split('/').next().unwrap().trim().parse().unwrap() };
     assert!(vs_student(&rows[2]) > 0.999, "f16: {so}");
+    // int8 dequantised to f32, then through libtorch's int8 kernels.
+    assert!(rows[3][2].contains("dequantised") && rows[4][2].contains("int8 kernels"));
     assert!(vs_student(&rows[3]) > 0.98, "int8: {so}");
-    assert!(vs_student(&rows[4]) > 0.5, "pruned: {so}");
+    assert!(vs_student(&rows[4]) > 0.95, "int8 kernels: {so}");
+    assert!(vs_student(&rows[5]) > 0.5, "pruned: {so}");
+    assert!(vs_student(&rows[6]) > 0.5, "pruned int8: {so}");
     let mb = |row: &Vec<&str>| -> f64 { row[3].parse().unwrap() };
     assert!(
-        mb(&rows[2]) < mb(&rows[1]) && mb(&rows[6]) < mb(&rows[5]),
+        mb(&rows[2]) < mb(&rows[1])
+            && mb(&rows[3]) < mb(&rows[2])
+            && mb(&rows[6]) < mb(&rows[5])
+            && mb(&rows[8]) < mb(&rows[7]),
         "{so}"
     );
     assert!(out.join("ladder.md").is_file() && out.join("ladder.csv").is_file());
     let csv = std::fs::read_to_string(out.join("ladder.csv")).unwrap();
-    // 5 rungs destila runs x 6 cells, 2 ONNX rungs with their size only, a header.
-    assert_eq!(csv.lines().count(), 1 + 5 * 6 + 2, "{csv}");
+    // 7 rungs destila runs x 6 cells, 2 ONNX rungs with their size only, a header.
+    assert_eq!(csv.lines().count(), 1 + 7 * 6 + 2, "{csv}");
 }

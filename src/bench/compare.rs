@@ -93,6 +93,7 @@ pub fn compare(
 ) -> Result<CompareReport> {
     let lo = crate::bert::LoadOptions {
         device,
+        int8_kernels: crate::bert::qlinear::wanted()?,
         ..Default::default()
     };
     let t = crate::bert::load(teacher_dir, &lo)?;

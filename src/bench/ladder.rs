@@ -76,7 +76,7 @@ fn rung(
     reference: Option<(&tch::Tensor, &tch::Tensor)>,
     o: &LadderOptions,
 ) -> Result<(Rung, tch::Tensor)> {
-    let e = Embedder::open(dir, o.device)?;
+    let e = Embedder::open_with(dir, o.device, runtime.contains("int8 kernels"))?;
     let emb = e.embed(refs, Pooling::Mean, 32)?;
     let vs = |r: &tch::Tensor| {
         let (s, _, _) = crate::eval::compare::structure(r, &emb);
@@ -144,17 +144,12 @@ pub fn ladder(teacher: &Path, student: &Path, work: &Path, o: &LadderOptions) ->
     );
     let int8 = variant("student-int8");
     export(student, &int8, &hf(tch::Kind::Float, true))?;
-    rungs.push(
-        rung(
-            "student int8",
-            "destila (dequantised to f32 on load)",
-            &int8,
-            &refs,
-            refs_pair,
-            o,
-        )?
-        .0,
-    );
+    for runtime in [
+        "destila (dequantised to f32 on load)",
+        "destila (libtorch int8 kernels)",
+    ] {
+        rungs.push(rung("student int8", runtime, &int8, &refs, refs_pair, o)?.0);
+    }
     let mut onnx_from = student.to_path_buf();
     if !o.prune_corpus.is_empty() {
         let pruned = variant("student-pruned");
@@ -166,6 +161,19 @@ pub fn ladder(teacher: &Path, student: &Path, work: &Path, o: &LadderOptions) ->
         };
         crate::prune::prune(student, &pruned, &po)?;
         rungs.push(rung("student pruned", "destila", &pruned, &refs, refs_pair, o)?.0);
+        let pruned_int8 = variant("student-pruned-int8");
+        export(&pruned, &pruned_int8, &hf(tch::Kind::Float, true))?;
+        rungs.push(
+            rung(
+                "student pruned int8",
+                "destila (libtorch int8 kernels)",
+                &pruned_int8,
+                &refs,
+                refs_pair,
+                o,
+            )?
+            .0,
+        );
         onnx_from = pruned;
     }
     for (name, int8) in [("onnx-fp32", false), ("onnx-int8", true)] {

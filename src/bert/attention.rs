@@ -8,6 +8,7 @@ use tch::{nn, Kind, Tensor};
 
 use super::config::BertConfig;
 use super::init;
+use super::linear::Linear;
 
 /// One layer's attention internals, every tensor [batch, heads, len, ...].
 #[derive(Debug)]
@@ -24,10 +25,10 @@ pub struct AttentionDetail {
 
 #[derive(Debug)]
 pub struct Attention {
-    query: nn::Linear,
-    key: nn::Linear,
-    value: nn::Linear,
-    dense: nn::Linear,
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    dense: Linear,
     layer_norm: nn::LayerNorm,
     heads: i64,
     head_dim: i64,
@@ -36,6 +37,11 @@ pub struct Attention {
 }
 
 impl Attention {
+    /// The four dense layers (query, key, value, output).
+    pub fn linears(&self) -> [&Linear; 4] {
+        [&self.query, &self.key, &self.value, &self.dense]
+    }
+
     /// `p` is `…layer.{i}.attention`.
     pub fn new(p: &nn::Path, cfg: &BertConfig) -> Self {
         let h = cfg.hidden_size;

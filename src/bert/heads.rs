@@ -5,11 +5,12 @@ use tch::{nn, Tensor};
 
 use super::config::{Activation, BertConfig};
 use super::init;
+use super::linear::Linear;
 
 /// `bert.pooler`: dense + tanh on the first token.
 #[derive(Debug)]
 pub struct Pooler {
-    dense: nn::Linear,
+    dense: Linear,
 }
 
 impl Pooler {
@@ -28,7 +29,7 @@ impl Pooler {
 /// weight is the word-embedding matrix unless `tie_word_embeddings` is false, plus a bias.
 #[derive(Debug)]
 pub struct MlmHead {
-    dense: nn::Linear,
+    dense: Linear,
     layer_norm: nn::LayerNorm,
     activation: Activation,
     decoder: Tensor,
@@ -73,7 +74,7 @@ impl MlmHead {
 /// `cls.seq_relationship`: two logits (IsNext, NotNext) from the pooled output.
 #[derive(Debug)]
 pub struct NspHead {
-    seq_relationship: nn::Linear,
+    seq_relationship: Linear,
 }
 
 impl NspHead {

@@ -4,6 +4,7 @@
 use tch::nn;
 
 use super::config::BertConfig;
+use super::linear::Linear;
 
 fn normal(cfg: &BertConfig) -> nn::Init {
     nn::Init::Randn {
@@ -12,13 +13,13 @@ fn normal(cfg: &BertConfig) -> nn::Init {
     }
 }
 
-pub fn linear(p: nn::Path, in_dim: i64, out_dim: i64, cfg: &BertConfig) -> nn::Linear {
+pub fn linear(p: nn::Path, in_dim: i64, out_dim: i64, cfg: &BertConfig) -> Linear {
     let c = nn::LinearConfig {
         ws_init: normal(cfg),
         bs_init: Some(nn::Init::Const(0.0)),
         bias: true,
     };
-    nn::linear(p, in_dim, out_dim, c)
+    Linear::new(nn::linear(p, in_dim, out_dim, c))
 }
 
 pub fn embedding(cfg: &BertConfig) -> nn::EmbeddingConfig {

@@ -6,18 +6,26 @@ use tch::{nn, Tensor};
 use super::attention::{Attention, AttentionDetail};
 use super::config::{Activation, BertConfig};
 use super::init;
+use super::linear::Linear;
 
 #[derive(Debug)]
 pub struct Layer {
     attention: Attention,
-    intermediate: nn::Linear,
-    output: nn::Linear,
+    intermediate: Linear,
+    output: Linear,
     layer_norm: nn::LayerNorm,
     activation: Activation,
     dropout: f64,
 }
 
 impl Layer {
+    /// The layer's six dense layers.
+    pub fn linears(&self) -> Vec<&Linear> {
+        let mut v = self.attention.linears().to_vec();
+        v.extend([&self.intermediate, &self.output]);
+        v
+    }
+
     /// `p` is `bert.encoder.layer.{i}`.
     pub fn new(p: &nn::Path, cfg: &BertConfig) -> Self {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);

@@ -7,7 +7,9 @@ pub mod flops;
 pub mod heads;
 mod init;
 pub mod layer;
+pub mod linear;
 pub mod model;
+pub mod qlinear;
 pub mod weights;
 
 pub use attention::AttentionDetail;

@@ -194,6 +194,12 @@ impl Bert {
         }
     }
 
+    /// The encoder's dense layers (what `export --quantize int8` quantises, with the heads'
+    /// which inference leaves out).
+    pub fn encoder_linears(&self) -> Vec<&super::linear::Linear> {
+        self.layers.iter().flat_map(|l| l.linears()).collect()
+    }
+
     pub fn num_layers(&self) -> usize {
         self.layers.len()
     }

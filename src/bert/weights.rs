@@ -26,6 +26,10 @@ pub struct LoadOptions {
     /// the word embeddings (`tie_word_embeddings: false`), so that fitting can move it while
     /// the embeddings stay frozen.
     pub untie_decoder: bool,
+    /// Inference only: run the encoder's int8 dense layers of an int8 checkpoint through
+    /// libtorch's dynamic int8 kernels (CPU, f32 models), not through their dequantised
+    /// f32 copies. Their forward has no gradient.
+    pub int8_kernels: bool,
 }
 
 impl Default for LoadOptions {
@@ -35,6 +39,7 @@ impl Default for LoadOptions {
             heads: Heads::default(),
             kind: Kind::Float,
             untie_decoder: false,
+            int8_kernels: false,
         }
     }
 }
@@ -82,6 +87,15 @@ impl Model {
 
     pub fn config(&self) -> &BertConfig {
         &self.bert.config
+    }
+
+    /// How many dense layers run through libtorch's int8 kernels.
+    pub fn int8_layers(&self) -> usize {
+        self.bert
+            .encoder_linears()
+            .iter()
+            .filter(|l| l.is_int8())
+            .count()
     }
 }
 
@@ -215,9 +229,19 @@ pub fn digest(dir: &Path) -> Result<String> {
     crate::digest::file_sha256(&f)
 }
 
-/// Reads a weight file; int8-quantised linear weights (`destila export --quantize int8`:
-/// `NAME.qweight` int8 [out, in] and `NAME.qscale` f32 [out]) come back as float `NAME`.
-pub fn read_weights(path: &Path) -> Result<Vec<(String, Tensor)>> {
+/// An int8-quantised linear weight as `destila export --quantize int8` writes it:
+/// `NAME.qweight` int8 [out, in] and `NAME.qscale` f32 [out] (NAME ends in `.weight`).
+pub struct Int8Weight {
+    pub qweight: Tensor,
+    pub qscale: Tensor,
+}
+
+/// A weight file's tensors, and its int8 weights as stored.
+pub type WeightFile = (Vec<(String, Tensor)>, Vec<(String, Int8Weight)>);
+
+/// Reads a weight file; int8-quantised linear weights come back as float `NAME` (and, as
+/// stored, in the second list, by `NAME`).
+pub fn read_weights(path: &Path) -> Result<WeightFile> {
     let raw = if path.extension().is_some_and(|e| e == "safetensors") {
         read_safetensors(path)?
     } else {
@@ -231,6 +255,7 @@ pub fn read_weights(path: &Path) -> Result<Vec<(String, Tensor)>> {
         })
         .collect();
     let mut out = Vec::with_capacity(raw.len());
+    let mut int8 = Vec::new();
     for (name, t) in raw {
         if name.ends_with(".qscale") {
             continue;
@@ -240,13 +265,31 @@ pub fn read_weights(path: &Path) -> Result<Vec<(String, Tensor)>> {
                 let scale = scales.get(base).ok_or_else(|| {
                     Error::checkpoint(path, format!("tensor {name}: no {base}.qscale beside it"))
                 })?;
+                if t.kind() != Kind::Int8 || t.dim() != 2 || scale.size() != [t.size()[0]] {
+                    return Err(Error::checkpoint(
+                        path,
+                        format!(
+                            "tensor {name}: expected int8 [out, in] with {base}.qscale [out], got {:?} {:?} and {:?}",
+                            t.kind(),
+                            t.size(),
+                            scale.size()
+                        ),
+                    ));
+                }
                 let w = t.to_kind(Kind::Float) * scale.to_kind(Kind::Float).unsqueeze(1);
                 out.push((base.to_string(), w));
+                int8.push((
+                    base.to_string(),
+                    Int8Weight {
+                        qweight: t,
+                        qscale: scale.to_kind(Kind::Float),
+                    },
+                ));
             }
             None => out.push((name, t)),
         }
     }
-    Ok(out)
+    Ok((out, int8))
 }
 
 /// The heads whose tensors appear among `names` (canonical names).
@@ -339,6 +382,8 @@ struct Canonical {
     tensors: BTreeMap<String, (String, PathBuf, Tensor)>,
     notes: Vec<String>,
     dtypes: BTreeSet<String>,
+    /// canonical name → the int8 weight as stored (int8 checkpoints only)
+    int8: BTreeMap<String, Int8Weight>,
 }
 
 fn read_canonical(dir: &Path) -> Result<Canonical> {
@@ -346,8 +391,16 @@ fn read_canonical(dir: &Path) -> Result<Canonical> {
     let mut tensors: BTreeMap<String, (String, PathBuf, Tensor)> = BTreeMap::new();
     let mut notes = Vec::new();
     let mut dtypes = BTreeSet::new();
+    let mut int8 = BTreeMap::new();
     for file in &files {
-        for (name, t) in read_weights(file)? {
+        let (weights, quantised) = read_weights(file)?;
+        for (name, q) in quantised {
+            if let Some(c) = canonical(&name) {
+                dtypes.insert("I8".to_string());
+                int8.insert(c, q);
+            }
+        }
+        for (name, t) in weights {
             match canonical(&name) {
                 None => notes.push(format!("{name}: buffer, rebuilt")),
                 Some(c) => {
@@ -366,6 +419,7 @@ fn read_canonical(dir: &Path) -> Result<Canonical> {
         tensors,
         notes,
         dtypes,
+        int8,
     })
 }
 
@@ -436,6 +490,40 @@ fn check_unexpected(
     Ok(())
 }
 
+/// Packs every encoder dense layer whose weight the checkpoint stores as int8; says how
+/// many, or nothing when the checkpoint has none.
+fn pack_int8(
+    dir: &Path,
+    bert: &Bert,
+    vars: &BTreeMap<String, Tensor>,
+    int8: &BTreeMap<String, Int8Weight>,
+) -> Result<Option<String>> {
+    if int8.is_empty() {
+        return Ok(None);
+    }
+    let names: std::collections::HashMap<usize, &String> = vars
+        .iter()
+        .map(|(n, t)| (t.data_ptr() as usize, n))
+        .collect();
+    let mut packed = 0;
+    for linear in bert.encoder_linears() {
+        let Some(name) = names.get(&(linear.ws.data_ptr() as usize)) else {
+            continue;
+        };
+        let Some(q) = int8.get(*name) else { continue };
+        let bias = linear.bs.as_ref().map(|b| b.detach());
+        super::qlinear::QLinear::new(&q.qweight, &q.qscale, bias.as_ref())
+            .and_then(|p| linear.pack_int8(p))
+            .map_err(|e| Error::checkpoint(dir, format!("tensor {name}: int8 kernels: {e}")))?;
+        packed += 1;
+    }
+    Ok(Some(format!(
+        "{packed} of {} encoder dense layers run through libtorch's dynamic int8 kernels (engine {})",
+        bert.encoder_linears().len(),
+        super::qlinear::engine()
+    )))
+}
+
 /// Loads an HF checkpoint folder (`config.json` plus `model.safetensors`, a sharded index
 /// or `pytorch_model.bin`).
 pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
@@ -449,6 +537,7 @@ pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
         tensors,
         mut notes,
         dtypes,
+        int8,
     } = read_canonical(dir)?;
     check_shapes(dir, &config, &tensors)?;
     let checkpoint_heads = heads_in(tensors.keys());
@@ -502,6 +591,11 @@ pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
     }
     if opts.kind != Kind::Float {
         vs.set_kind(opts.kind);
+    }
+    if opts.int8_kernels && opts.device == Device::Cpu && opts.kind == Kind::Float {
+        if let Some(n) = pack_int8(dir, &bert, &vars, &int8)? {
+            notes.push(n);
+        }
     }
     Ok(Model {
         vs,

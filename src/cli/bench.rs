@@ -167,6 +167,7 @@ fn forward(a: ForwardArgs) -> Result<()> {
         device,
         heads,
         kind: dtype,
+        int8_kernels: bert::qlinear::wanted()?,
         ..Default::default()
     };
     let model = bert::load(&dir, &opts)?;
