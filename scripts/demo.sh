@@ -51,8 +51,6 @@ echo "== The compression ladder: the student in f16, int8, with its vocabulary p
 echo "   training text, and as ONNX; structure on the unseen news (see BENCHMARKS.md)"
 $BIN bench ladder --teacher $TEACHER --student $RUN/final --sentences .cache/eval/lee-background.txt \
   --prune-corpus data/austen/train --out $RUN/ladder --iters 3
-echo "onnxruntime latency (ms, batch x 128):"
-$PY scripts/bench_onnx.py --table --iters 10 $RUN/ladder/variants/student-onnx-fp32 $RUN/ladder/variants/student-onnx-int8
 echo
 echo "== Where things are"
 echo "report        $RUN/report/eval.json, eval.csv, bench.md, bench.csv"

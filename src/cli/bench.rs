@@ -280,11 +280,23 @@ struct LadderArgs {
     iters: usize,
     #[arg(long, default_value = "auto")]
     device: String,
+    /// A narrower student (e.g. distilled with recipes/narrow.yaml), measured as a rung.
+    #[arg(long)]
+    narrow: Option<PathBuf>,
+    /// The Python with onnxruntime and transformers that runs the ONNX rungs (default: the
+    /// project's .venv/bin/python when there is one, else python3); without them those
+    /// rungs report their size only.
+    #[arg(long)]
+    python: Option<PathBuf>,
 }
 
 fn ladder(a: LadderArgs) -> Result<()> {
     use destila::bench::ladder;
-    for (flag, dir) in [("--teacher", &a.teacher), ("--student", &a.student)] {
+    let narrow = a.narrow.iter().map(|d| ("--narrow", d));
+    for (flag, dir) in [("--teacher", &a.teacher), ("--student", &a.student)]
+        .into_iter()
+        .chain(narrow)
+    {
         if !dir.join("config.json").is_file() {
             anyhow::bail!(
                 "{flag} {}: no model folder there (no config.json)",
@@ -294,6 +306,7 @@ fn ladder(a: LadderArgs) -> Result<()> {
     }
     ladder::check_sentences(&a.sentences)?;
     let mut inputs = vec![a.teacher.clone(), a.student.clone(), a.sentences.clone()];
+    inputs.extend(a.narrow.clone());
     inputs.extend(a.prune_corpus.iter().map(|c| destila::output::glob_root(c)));
     destila::output::claim_entries(
         &a.out,
@@ -308,6 +321,15 @@ fn ladder(a: LadderArgs) -> Result<()> {
         prune_corpus: a.prune_corpus,
         iters: a.iters,
         device: destila::device::parse(&a.device)?,
+        narrow: a.narrow,
+        python: a.python.unwrap_or_else(|| {
+            let venv = PathBuf::from(".venv/bin/python");
+            if venv.is_file() {
+                venv
+            } else {
+                PathBuf::from("python3")
+            }
+        }),
     };
     let rungs = ladder::ladder(&a.teacher, &a.student, &a.out.join("variants"), &o)?;
     let md = ladder::markdown(&rungs);
