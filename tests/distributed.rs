@@ -335,6 +335,8 @@ fn every_preset_runs_under_two_ranks_like_one_process() {
             format!("data.train=[{}]", train.display()),
             format!("data.validation=[{}]", val.display()),
             "data.max_seq_len=32".into(),
+            // One train entry here: a preset's mixing weights do not apply.
+            "data.weights=[]".into(),
             format!("data.cache_dir={}", dir.join("cache").display()),
             "training.steps=3".into(),
             "training.eval_every=0".into(),

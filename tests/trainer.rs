@@ -324,6 +324,8 @@ fn presets_validate_and_run_a_few_steps_on_tiny_models_of_their_shape() {
             format!("data.train=[{}]", train.display()),
             format!("data.validation=[{}]", val.display()),
             "data.max_seq_len=32".into(),
+            // One train entry here: a preset's mixing weights do not apply.
+            "data.weights=[]".into(),
             format!("data.cache_dir={}", dir.path().join("cache").display()),
             "training.steps=3".into(),
             "training.batch_size=4".into(),
@@ -636,6 +638,8 @@ fn tinybert_two_stages_chain_through_student_init_checkpoint() {
             format!("data.train=[{}]", train.display()),
             format!("data.validation=[{}]", val.display()),
             "data.max_seq_len=32".into(),
+            // One train entry here: a preset's mixing weights do not apply.
+            "data.weights=[]".into(),
             format!("data.cache_dir={}", dir.path().join("cache").display()),
             "training.steps=3".into(),
             "training.batch_size=4".into(),
