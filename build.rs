@@ -12,6 +12,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DESTILA_HEADERS");
     println!("cargo:rerun-if-changed=csrc/c10d_bridge.cpp");
     println!("cargo:rerun-if-changed=csrc/qlinear.cpp");
+    println!("cargo:rerun-if-changed=csrc/bridge_util.h");
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         return;
     };

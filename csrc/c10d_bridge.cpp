@@ -13,35 +13,15 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include "bridge_util.h"
+
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
-namespace {
-
-char* dup(const std::string& s) {
-  char* p = static_cast<char*>(std::malloc(s.size() + 1));
-  std::memcpy(p, s.c_str(), s.size() + 1);
-  return p;
-}
-
-template <typename F>
-int guarded(char** err, F&& f) {
-  try {
-    f();
-    return 0;
-  } catch (const c10::Error& e) {
-    *err = dup(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    *err = dup(e.what());
-  } catch (...) {
-    *err = dup("unknown C++ exception");
-  }
-  return -1;
-}
-
-}  // namespace
+using dst::dup;
+using dst::guarded;
 
 struct dst_store {
   c10::intrusive_ptr<c10d::Store> store;

@@ -11,33 +11,11 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/native/quantized/PackedParams.h>
 
-#include <cstdlib>
-#include <cstring>
+#include "bridge_util.h"
+
 #include <optional>
-#include <string>
 
 namespace {
-
-char* qdup(const std::string& s) {
-  char* p = static_cast<char*>(std::malloc(s.size() + 1));
-  std::memcpy(p, s.c_str(), s.size() + 1);
-  return p;
-}
-
-template <typename F>
-int qguarded(char** err, F&& f) {
-  try {
-    f();
-    return 0;
-  } catch (const c10::Error& e) {
-    *err = qdup(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    *err = qdup(e.what());
-  } catch (...) {
-    *err = qdup("unknown C++ exception");
-  }
-  return -1;
-}
 
 using Packed = c10::intrusive_ptr<LinearPackedParamsBase>;
 
@@ -53,7 +31,7 @@ extern "C" {
 // The quantised engine libtorch uses on this machine ("fbgemm", "x86", "onednn",
 // "qnnpack", or "none").
 char* dst_qengine() {
-  return qdup(c10::toString(at::globalContext().qEngine()));
+  return dst::dup(c10::toString(at::globalContext().qEngine()));
 }
 
 // Packs an int8 weight [out, in] with one f32 scale per output row (symmetric: zero
@@ -61,7 +39,7 @@ char* dst_qengine() {
 dst_qlinear* dst_qlinear_new(at::Tensor* qweight, at::Tensor* scale, at::Tensor* bias,
                              char** err) {
   dst_qlinear* out = nullptr;
-  qguarded(err, [&] {
+  dst::guarded(err, [&] {
     TORCH_CHECK(qweight->scalar_type() == at::kChar && qweight->dim() == 2,
                 "the weight must be int8 [out, in], got ", qweight->scalar_type(), " ",
                 qweight->sizes());
@@ -90,7 +68,7 @@ void dst_qlinear_free(dst_qlinear* q) { delete q; }
 // y = x W^T + b with x quantised per tensor at run time; x is f32 [..., in].
 at::Tensor* dst_qlinear_forward(dst_qlinear* q, at::Tensor* x, char** err) {
   at::Tensor* out = nullptr;
-  qguarded(err, [&] {
+  dst::guarded(err, [&] {
     auto y = q->packed->apply_dynamic(x->contiguous(), q->reduce_range);
     out = new at::Tensor(std::move(y));
   });

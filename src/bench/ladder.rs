@@ -28,6 +28,9 @@ pub struct LadderOptions {
     pub python: PathBuf,
 }
 
+/// The runtime of the rungs whose int8 dense layers run through libtorch's int8 kernels.
+const INT8_KERNELS: &str = "destila (libtorch int8 kernels)";
+
 /// `scripts/ladder_onnx.py`, carried by the binary.
 const ONNX_SCRIPT: &str = include_str!("../../scripts/ladder_onnx.py");
 
@@ -134,7 +137,7 @@ fn rung(
     reference: Option<(&tch::Tensor, &tch::Tensor)>,
     o: &LadderOptions,
 ) -> Result<(Rung, tch::Tensor)> {
-    let e = Embedder::open_with(dir, o.device, runtime.contains("int8 kernels"))?;
+    let e = Embedder::open_with(dir, o.device, runtime == INT8_KERNELS)?;
     let emb = e.embed(refs, Pooling::Mean, 32)?;
     let vs = |r: &tch::Tensor| {
         let (s, _, _) = crate::eval::compare::structure(r, &emb);
@@ -202,10 +205,7 @@ pub fn ladder(teacher: &Path, student: &Path, work: &Path, o: &LadderOptions) ->
     );
     let int8 = variant("student-int8");
     export(student, &int8, &hf(tch::Kind::Float, true))?;
-    for runtime in [
-        "destila (dequantised to f32 on load)",
-        "destila (libtorch int8 kernels)",
-    ] {
+    for runtime in ["destila (dequantised to f32 on load)", INT8_KERNELS] {
         rungs.push(rung("student int8", runtime, &int8, &refs, refs_pair, o)?.0);
     }
     let mut onnx_from = student.to_path_buf();
@@ -224,7 +224,7 @@ pub fn ladder(teacher: &Path, student: &Path, work: &Path, o: &LadderOptions) ->
         rungs.push(
             rung(
                 "student pruned int8",
-                "destila (libtorch int8 kernels)",
+                INT8_KERNELS,
                 &pruned_int8,
                 &refs,
                 refs_pair,
