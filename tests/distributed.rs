@@ -312,7 +312,8 @@ fn every_preset_runs_under_two_ranks_like_one_process() {
     let cases: [Case; 6] = [
         (
             "demo",
-            &["student.layers=2"],
+            // The teacher has its heads: no adaptation (tests/adapt.rs covers that).
+            &["student.layers=2", "teacher.heads=fail"],
             &["kd_mlm", "mlm", "pooled_cos"],
             1,
             1e-5,

@@ -5,15 +5,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::transformers;
+
 use destila::bert::{self, BertConfig, ForwardOptions, Heads, MlmPositions};
 use destila::export::{export, ExportOptions, HeadsMode};
 use tch::{Kind, Tensor};
-
-fn python() -> PathBuf {
-    std::env::var_os("DESTILA_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
-}
 
 /// A small random BertForPreTraining with the real vocabulary and tokenizer (tokenizer.json
 /// only, so the export must write vocab.txt itself).
@@ -63,28 +59,6 @@ fn inputs(dir: &Path) -> (destila::bert::Inputs, PathBuf) {
     )
     .unwrap();
     (x, path)
-}
-
-/// Runs transformers on the export; returns its loading report and outputs.
-fn transformers(
-    d: &Path,
-    class: &str,
-    inputs: &Path,
-) -> (serde_json::Value, std::collections::HashMap<String, Tensor>) {
-    let out = d.parent().unwrap().join(format!("{class}-out.safetensors"));
-    let r = std::process::Command::new(python())
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/check_export.py"))
-        .args([d, Path::new(class), inputs, &out])
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let stdout = String::from_utf8_lossy(&r.stdout);
-    let info: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    let t = Tensor::read_safetensors(&out)
-        .unwrap()
-        .into_iter()
-        .collect();
-    (info, t)
 }
 
 #[test]

@@ -144,6 +144,12 @@ pub struct DataConfig {
     pub cache_dir: PathBuf,
 }
 
+/// Upper bounds of the data sizes a recipe may ask for (sequences, batches in a
+/// bucketing window, examples in the shuffle buffer).
+pub const MAX_SEQ_LEN: usize = 1 << 16;
+pub const MAX_WINDOW_BATCHES: usize = 1 << 12;
+pub const MAX_SHUFFLE_BUFFER: usize = 1 << 22;
+
 impl DataConfig {
     pub fn text_options(&self) -> TextOptions {
         TextOptions {
@@ -223,6 +229,23 @@ impl DataConfig {
         }
         if self.max_predictions == Some(0) {
             return err("max_predictions", "0 would mask nothing".into());
+        }
+        // Sizes that would allocate without bound before the first batch.
+        for (f, v, max) in [
+            ("max_seq_len", self.max_seq_len, MAX_SEQ_LEN),
+            (
+                "length_bucketing",
+                self.length_bucketing,
+                MAX_WINDOW_BATCHES,
+            ),
+            ("shuffle_buffer", self.shuffle_buffer, MAX_SHUFFLE_BUFFER),
+        ] {
+            if v > max {
+                return err(
+                    f,
+                    format!("{v} is beyond what fits in memory (at most {max})"),
+                );
+            }
         }
         Ok(())
     }

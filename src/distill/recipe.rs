@@ -116,6 +116,13 @@ pub enum Job {
 pub enum HeadPolicy {
     /// A teacher without MLM/NSP heads gets them fitted first (cached beside the run).
     Fit,
+    /// The teacher is adapted first: MLM and NSP pretraining continued with its encoder
+    /// unfrozen (all layers or the top `teacher.adapt.train_layers`), the MLM decoder tied
+    /// to the word embeddings, while an embedding-preservation loss against the frozen
+    /// original keeps its sentence embeddings. The adapted teacher is its own model (cached
+    /// by content digest in `teacher.adapt.cache`, copied to `OUTPUT/teacher-adapted`), and
+    /// it is the teacher of the run.
+    Adapt,
     /// A teacher without the heads the losses need is an error.
     Fail,
 }
@@ -145,6 +152,61 @@ pub struct HeadFit {
 
 fn d_mlm_probability() -> f64 {
     0.15
+}
+
+/// Teacher adaptation (`teacher.heads: adapt`): continued MLM + NSP pretraining of the
+/// teacher itself, with its sentence embeddings held to the frozen original's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptSection {
+    #[serde(default = "d_adapt_steps")]
+    pub steps: u64,
+    #[serde(default = "d_adapt_lr")]
+    pub learning_rate: f64,
+    #[serde(default = "d_fit_batch")]
+    pub batch_size: usize,
+    #[serde(default = "d_mlm_probability")]
+    pub mlm_probability: f64,
+    /// How many of the top encoder layers train (with the pooler and the heads); absent:
+    /// every layer and the embeddings (and so the tied decoder).
+    #[serde(default)]
+    pub train_layers: Option<usize>,
+    /// The weight of each preservation loss against the frozen original teacher, on the
+    /// clean view: `pooled_cos` (each sentence embedding) and `similarity` (the in-batch
+    /// cosine structure).
+    #[serde(default = "d_preserve")]
+    pub preserve: f64,
+    /// The text to adapt on (BERT's sentence pairs are made from it, whatever the run's
+    /// example format); absent: the recipe's own `data` section.
+    #[serde(default)]
+    pub data: Option<DataConfig>,
+    /// Where adapted teachers are kept for reuse by any run, each in a folder named by the
+    /// digest of what it depends on (the teacher's weights and tokenizer, these settings,
+    /// the seed).
+    #[serde(default = "d_adapt_cache")]
+    pub cache: PathBuf,
+}
+
+fn d_adapt_steps() -> u64 {
+    1000
+}
+
+fn d_adapt_lr() -> f64 {
+    1e-4
+}
+
+fn d_preserve() -> f64 {
+    1.0
+}
+
+fn d_adapt_cache() -> PathBuf {
+    PathBuf::from(".cache/adapted")
+}
+
+impl Default for AdaptSection {
+    fn default() -> Self {
+        serde_yaml::from_str("{}").expect("defaults")
+    }
 }
 
 fn d_fit_batch() -> usize {
@@ -181,6 +243,9 @@ pub struct TeacherSection {
     pub heads: HeadPolicy,
     #[serde(default)]
     pub fit: HeadFit,
+    /// With `heads: adapt`: how the teacher is adapted.
+    #[serde(default)]
+    pub adapt: AdaptSection,
     /// A teacher-target cache (`destila targets`): with it, `distill` reads the teacher's
     /// top-k MLM logits and NSP logits from `dir` instead of running the teacher.
     #[serde(default)]
@@ -269,6 +334,11 @@ pub struct StudentSection {
     /// With `init: from-teacher`: `uniform` or a list of teacher layers.
     #[serde(default)]
     pub teacher_layers: Option<LayerChoice>,
+    /// How many of the top encoder layers train (with the pooler and the heads); absent:
+    /// every weight trains. The embeddings (and so a tied MLM decoder) and the layers
+    /// below stay as they start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_layers: Option<usize>,
 }
 
 fn d_init() -> Init {
@@ -316,6 +386,19 @@ pub struct LossWeight {
 pub enum View {
     Masked,
     Clean,
+    /// The clean first segment alone (`[CLS] A [SEP]`, the rest masked out of attention):
+    /// the input a sentence embedder sees, made from BERT's sentence pairs, so that one
+    /// batch of pairs serves MLM/NSP (masked view) and sentence embeddings. With single
+    /// sentences it is the clean view.
+    First,
+}
+
+fn view_name(v: View) -> &'static str {
+    match v {
+        View::Masked => "masked",
+        View::Clean => "clean",
+        View::First => "first",
+    }
 }
 
 fn d_view() -> View {
@@ -566,38 +649,12 @@ impl Recipe {
     /// The fields (dotted paths) whose values differ between two recipes, `training.steps`
     /// and the file path aside: what a resumed run may not change.
     pub fn changes_from(&self, earlier: &Recipe) -> Vec<String> {
-        fn walk(p: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
-            match (a, b) {
-                (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
-                    let keys: std::collections::BTreeSet<&String> =
-                        x.keys().chain(y.keys()).collect();
-                    for k in keys {
-                        let q = if p.is_empty() {
-                            k.clone()
-                        } else {
-                            format!("{p}.{k}")
-                        };
-                        let null = serde_json::Value::Null;
-                        walk(
-                            &q,
-                            x.get(k).unwrap_or(&null),
-                            y.get(k).unwrap_or(&null),
-                            out,
-                        );
-                    }
-                }
-                _ if a != b => out.push(format!("{p} ({a} -> {b})")),
-                _ => {}
-            }
-        }
         let strip = |r: &Recipe| {
             let mut r = r.clone();
             r.training.steps = 0;
             serde_json::to_value(&r).expect("serialisable")
         };
-        let mut out = Vec::new();
-        walk("", &strip(earlier), &strip(self), &mut out);
-        out
+        crate::digest::json_changes(&strip(earlier), &strip(self))
     }
 
     /// Checks a `student.init: {checkpoint}` against the recipe: the folder, its shape, its
@@ -734,6 +791,33 @@ impl Recipe {
                 ),
             );
         }
+        if let Some(t) = self
+            .teacher
+            .as_ref()
+            .filter(|t| t.heads == HeadPolicy::Adapt)
+        {
+            if let Some(n) = t
+                .adapt
+                .train_layers
+                .filter(|n| *n as i64 > base.num_hidden_layers)
+            {
+                return err(
+                    "teacher.adapt.train_layers",
+                    format!("{n}, but the teacher has {} layers", base.num_hidden_layers),
+                );
+            }
+            if let Some(d) = &t.adapt.data {
+                if d.max_seq_len as i64 > base.max_position_embeddings {
+                    return err(
+                        "teacher.adapt.data.max_seq_len",
+                        format!(
+                            "{} is longer than the teacher's max_position_embeddings ({})",
+                            d.max_seq_len, base.max_position_embeddings
+                        ),
+                    );
+                }
+            }
+        }
         let mut base = base;
         if let Some(Init::Checkpoint(c)) = self.student.as_ref().map(|s| &s.init) {
             base = self.check_init_checkpoint(c, &base)?;
@@ -773,6 +857,51 @@ impl Recipe {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// What `distill` checks before any work beyond the recipe itself, so that `recipe
+    /// check` refuses everything `distill` would: the output folder (not a root, home,
+    /// working directory or input), the caches of teacher products (folders, and not an
+    /// input), and a tokenizer that loads.
+    pub fn check_runnable(&self) -> Result<()> {
+        let inputs = self.inputs();
+        crate::output::guard(&self.output, "output", &inputs)?;
+        if let Some(t) = &self.teacher {
+            let caches: &[(&str, &Path, bool)] = &[
+                (
+                    "teacher.fit.cache",
+                    &t.fit.cache,
+                    t.heads == HeadPolicy::Fit,
+                ),
+                (
+                    "teacher.adapt.cache",
+                    &t.adapt.cache,
+                    t.heads == HeadPolicy::Adapt,
+                ),
+            ];
+            for (field, dir, used) in caches {
+                if !used {
+                    continue;
+                }
+                crate::output::guard(dir, field, &inputs)
+                    .map_err(|e| Error::config(&self.path, *field, e.to_string()))?;
+                if dir.exists() && !dir.is_dir() {
+                    return Err(Error::config(
+                        &self.path,
+                        *field,
+                        format!("{} exists and is not a folder", dir.display()),
+                    ));
+                }
+            }
+        }
+        let field = if self.data.tokenizer.is_some() {
+            "data.tokenizer"
+        } else {
+            "teacher.checkpoint"
+        };
+        self.tokenizer()
+            .map_err(|e| Error::config(&self.path, field, e.to_string()))?;
         Ok(())
     }
 
@@ -834,6 +963,44 @@ impl Recipe {
         if t.batch_size == 0 {
             return err("training.batch_size", "must be at least 1".into());
         }
+        // Sequences a step holds at once (a batch, and a bucketing window of them).
+        const MAX_BATCH: usize = 1 << 16;
+        if t.batch_size > MAX_BATCH {
+            return err(
+                "training.batch_size",
+                format!("{} is beyond what fits in memory (at most {MAX_BATCH}; use gradient_accumulation for larger batches)", t.batch_size),
+            );
+        }
+        let window = t
+            .batch_size
+            .saturating_mul(self.data.length_bucketing.max(1));
+        if window > 1 << 20 {
+            return err(
+                "data.length_bucketing",
+                format!(
+                    "{} batches of {} sequences are sorted at once ({window} sequences): at most {} batches of this size",
+                    self.data.length_bucketing,
+                    t.batch_size,
+                    (1usize << 20) / t.batch_size
+                ),
+            );
+        }
+        if t.eval_batches == 0 {
+            return err(
+                "training.eval_batches",
+                "must be at least 1 (validation runs every eval_every steps and at the end)".into(),
+            );
+        }
+        if t.gradient_accumulation > 1 << 16 {
+            return err(
+                "training.gradient_accumulation",
+                format!(
+                    "{} is beyond reason (at most {})",
+                    t.gradient_accumulation,
+                    1 << 16
+                ),
+            );
+        }
         if t.gradient_accumulation == 0 {
             return err(
                 "training.gradient_accumulation",
@@ -866,10 +1033,13 @@ impl Recipe {
         let err = |field: &str, msg: String| Err(Error::config(&self.path, field, msg));
         let t = &self.training;
         let o = &self.optimizer;
-        if !(o.learning_rate.is_finite() && o.learning_rate > 0.0) {
+        if !(o.learning_rate.is_finite() && o.learning_rate > 0.0 && o.learning_rate <= 1.0) {
             return err(
                 "optimizer.learning_rate",
-                format!("{} must be positive and finite", o.learning_rate),
+                format!(
+                    "{} must be positive, finite and at most 1 (AdamW uses about 1e-4)",
+                    o.learning_rate
+                ),
             );
         }
         if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
@@ -943,10 +1113,22 @@ impl Recipe {
         }
         for (name, w) in self.losses.all() {
             let f = |k: &str| format!("losses.{name}.{k}");
-            if w.view == View::Clean && ["mlm", "kd_mlm"].contains(&name) {
+            if w.layers.as_ref().is_some_and(|l| l.is_empty()) && !w.weight.is_zero() {
+                return err(
+                    &f("layers"),
+                    "empty: list at least one (student, teacher) layer pair, or leave layers out for the default".into(),
+                );
+            }
+            if w.view != View::Masked && ["mlm", "kd_mlm"].contains(&name) {
                 return err(
                     &f("view"),
-                    "clean: the clean view has no masked tokens to predict (it would show the answers); MLM losses read the masked view".into(),
+                    format!("{}: this view has no masked tokens to predict (it would show the answers); MLM losses read the masked view", view_name(w.view)),
+                );
+            }
+            if w.view == View::First && ["nsp", "kd_nsp"].contains(&name) {
+                return err(
+                    &f("view"),
+                    "first: the first segment alone has no next sentence to predict; NSP losses read the masked or the clean view".into(),
                 );
             }
             if name != "similarity" && (w.form.is_some() || w.temperature.is_some()) {
@@ -1005,6 +1187,78 @@ impl Recipe {
                 return err(
                     "teacher.fit.mlm_probability",
                     format!("{} must be in (0, 1)", f.mlm_probability),
+                );
+            }
+            if f.cache.as_os_str().is_empty() {
+                return err(
+                    "teacher.fit.cache",
+                    "empty: name the folder fitted heads are kept in".into(),
+                );
+            }
+            if f.learning_rate > 1.0 {
+                return err(
+                    "teacher.fit.learning_rate",
+                    format!("{} must be at most 1", f.learning_rate),
+                );
+            }
+            self.validate_adapt(t)?;
+        }
+        Ok(())
+    }
+
+    /// The settings of teacher adaptation (`teacher.heads: adapt`).
+    fn validate_adapt(&self, t: &TeacherSection) -> Result<()> {
+        let err = |field: &str, msg: String| Err(Error::config(&self.path, field, msg));
+        let a = &t.adapt;
+        if a.steps == 0 {
+            return err("teacher.adapt.steps", "must be at least 1".into());
+        }
+        if a.batch_size == 0 {
+            return err("teacher.adapt.batch_size", "must be at least 1".into());
+        }
+        if !(a.learning_rate.is_finite() && a.learning_rate > 0.0 && a.learning_rate <= 1.0) {
+            return err(
+                "teacher.adapt.learning_rate",
+                format!("{} must be positive, finite and at most 1", a.learning_rate),
+            );
+        }
+        if !(a.mlm_probability > 0.0 && a.mlm_probability < 1.0) {
+            return err(
+                "teacher.adapt.mlm_probability",
+                format!("{} must be in (0, 1)", a.mlm_probability),
+            );
+        }
+        if !(a.preserve.is_finite() && a.preserve >= 0.0) {
+            return err(
+                "teacher.adapt.preserve",
+                format!("{} must be finite, 0 or more", a.preserve),
+            );
+        }
+        if a.train_layers == Some(0) {
+            return err(
+                "teacher.adapt.train_layers",
+                "must be at least 1 (leave it out to train every layer)".into(),
+            );
+        }
+        if let Some(d) = &a.data {
+            if let Err((f, m)) = d.validate() {
+                return err(&format!("teacher.adapt.data.{f}"), m);
+            }
+        }
+        if a.cache.as_os_str().is_empty() {
+            return err(
+                "teacher.adapt.cache",
+                "empty: name the folder adapted teachers are kept in".into(),
+            );
+        }
+        if t.heads == HeadPolicy::Adapt {
+            if self.job != Job::Distill {
+                return err(
+                    "teacher.heads",
+                    format!(
+                        "adapt: only a distill job adapts its teacher (this is a {} job)",
+                        serde_yaml::to_string(&self.job).unwrap_or_default().trim()
+                    ),
                 );
             }
         }
@@ -1090,15 +1344,15 @@ impl Recipe {
                         ),
                     );
                 }
-                if let Some((name, _)) = self
+                if let Some((name, w)) = self
                     .losses
                     .all()
                     .into_iter()
-                    .find(|(_, w)| !w.weight.is_zero() && w.view == View::Clean)
+                    .find(|(_, w)| !w.weight.is_zero() && w.view != View::Masked)
                 {
                     return err(
                         &format!("losses.{name}.view"),
-                        "clean: a target cache holds the teacher's outputs on the masked sequences only (remove teacher.targets, or use view: masked)".into(),
+                        format!("{}: a target cache holds the teacher's outputs on the masked sequences only (remove teacher.targets, or use view: masked)", view_name(w.view)),
                     );
                 }
                 if self.losses.kd_mlm.positions == KdPositions::All && active.contains(&"kd_mlm") {
@@ -1118,6 +1372,17 @@ impl Recipe {
         if let Some(s) = &self.student {
             if s.layers <= 0 {
                 return err("student.layers", format!("{} must be positive", s.layers));
+            }
+            if let Some(n) = s.train_layers {
+                if n == 0 || n as i64 > s.layers {
+                    return err(
+                        "student.train_layers",
+                        format!(
+                            "{n}: must be 1 to student.layers ({}); leave it out to train every weight",
+                            s.layers
+                        ),
+                    );
+                }
             }
             if let (Some(h), Some(a)) = (s.hidden_size, s.attention_heads) {
                 if a <= 0 || h <= 0 || h % a != 0 {

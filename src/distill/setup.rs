@@ -30,6 +30,8 @@ pub const RUN_ENTRIES: &[&str] = &[
     "final",
     "teacher-heads",
     "teacher-heads-run",
+    "teacher-adapted",
+    "teacher-adapted-run",
 ];
 
 /// Everything the trainer runs with.
@@ -95,6 +97,9 @@ pub(crate) fn prepare(s: &Setup) -> Result<Prepared> {
         Job::Pretrain => build_pretrain(recipe, device, &tokenizer)?,
         Job::FitHeads => (build_fit_heads(recipe, device)?, None),
     };
+    if let Some(n) = recipe.student.as_ref().and_then(|s| s.train_layers) {
+        student::train_top_layers(&model, n);
+    }
     check_vocabularies(&tokenizer, &model, teacher.as_ref())?;
     let plan = step::plan(recipe, model.config(), teacher.as_ref().map(|t| t.config()))?;
     let (extra, projection) = projection(recipe, &plan, &model, teacher.as_ref(), device)?;
@@ -168,8 +173,9 @@ fn claim_output(s: &Setup) -> Result<Vec<PathBuf>> {
         // Start over: only what earlier runs wrote there goes.
         dist::barrier(s.group)?;
         if main {
-            // The fitted heads stay: a cache checked against its key before any reuse.
-            output::clear_own(out, "distill", &["teacher-heads"])?;
+            // The fitted heads and the adapted teacher stay: caches checked against their
+            // keys before any reuse.
+            output::clear_own(out, "distill", &["teacher-heads", "teacher-adapted"])?;
             claim()?;
         }
         dist::barrier(s.group)?;
@@ -221,16 +227,10 @@ fn build_distill(
         mlm: !recipe.losses.kd_mlm.weight.is_zero(),
         nsp: !recipe.losses.kd_nsp.weight.is_zero(),
     };
-    let teacher = match cache {
-        Some(_) => bert::load(
-            &recipe.teacher.as_ref().expect("validated").checkpoint,
-            &LoadOptions {
-                device,
-                ..Default::default()
-            },
-        )?,
-        None => teacher::with_heads(recipe, need, device, s.group, s.fit)?,
-    };
+    // With a target cache too: the student starts from the teacher the cache was made
+    // with (fitted heads or the adapted teacher, reused from their caches), as it would
+    // from the live teacher.
+    let teacher = teacher::with_heads(recipe, need, device, s.group, s.fit)?;
     let st = recipe.student.as_ref().expect("validated");
     let base = teacher.config().clone();
     let model = student::build(st, &base, Some(&teacher), device, &recipe.path)?;

@@ -200,12 +200,27 @@ pub(crate) struct Computed {
 }
 
 /// The batch with every masked token restored: what a loss on the clean view reads.
-pub(crate) fn clean_inputs(batch: &Batch) -> bert::Inputs {
+pub fn clean_inputs(batch: &Batch) -> bert::Inputs {
     let ids = &batch.inputs.input_ids;
     bert::Inputs {
         input_ids: ids.where_self(&batch.labels.eq(-100), &batch.labels),
         attention_mask: batch.inputs.attention_mask.shallow_clone(),
         token_type_ids: batch.inputs.token_type_ids.shallow_clone(),
+    }
+}
+
+/// The clean first segment alone (`View::First`): the clean batch with everything after
+/// the first segment out of attention, as if the example were `[CLS] A [SEP]`.
+pub fn first_inputs(batch: &Batch) -> bert::Inputs {
+    let clean = clean_inputs(batch);
+    let first = clean
+        .token_type_ids
+        .eq(0)
+        .to_kind(clean.attention_mask.kind());
+    bert::Inputs {
+        attention_mask: &clean.attention_mask * first,
+        token_type_ids: clean.token_type_ids.zeros_like(),
+        input_ids: clean.input_ids,
     }
 }
 
@@ -312,29 +327,49 @@ pub(crate) fn compute(
     } else {
         None
     };
-    let ctx = Ctx {
-        batch,
-        mask,
-        positions: &positions,
-        mlm_labels: &mlm_labels,
-        temperature,
-        projection,
+    let first = if plan.reads(View::First) {
+        let inputs = first_inputs(batch);
+        let f = forward_view(
+            plan,
+            View::First,
+            model,
+            teacher,
+            &inputs,
+            &MlmPositions::None,
+            train,
+        )?;
+        Some((f, inputs.attention_mask))
+    } else {
+        None
     };
     let mut components = Vec::new();
     let mut counts = Vec::new();
     for ((name, _, pairs), w) in plan.active.iter().zip(&plan.settings) {
-        let f = match w.view {
-            View::Masked => masked.as_ref(),
-            View::Clean => clean.as_ref(),
-        }
-        .expect("the view's forward ran");
+        let (f, mask) = match w.view {
+            View::Masked => (masked.as_ref(), mask),
+            View::Clean => (clean.as_ref(), mask),
+            View::First => (
+                first.as_ref().map(|(f, _)| f),
+                &first.as_ref().expect("ran").1,
+            ),
+        };
+        let f = f.expect("the view's forward ran");
+        let ctx = Ctx {
+            batch,
+            mask,
+            positions: &positions,
+            mlm_labels: &mlm_labels,
+            temperature,
+            projection,
+        };
         counts.push(count(name, &ctx));
         components.push((*name, loss(name, w, pairs, f, &ctx)?));
     }
-    let student = match (masked, clean) {
-        (Some(m), _) => m.student,
-        (None, Some(c)) => c.student,
-        (None, None) => return Err(Error::Invalid("no active loss".into())),
+    let student = match (masked, clean, first) {
+        (Some(m), _, _) => m.student,
+        (None, Some(c), _) => c.student,
+        (None, None, Some((f, _))) => f.student,
+        (None, None, None) => return Err(Error::Invalid("no active loss".into())),
     };
     Ok(Computed {
         components,

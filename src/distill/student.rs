@@ -126,3 +126,22 @@ fn from_checkpoint(
     })?;
     Ok(student)
 }
+
+/// `student.train_layers: n`: only the top `n` encoder layers, the pooler and the heads
+/// train; the embeddings (and so a tied MLM decoder) and the layers below stay frozen.
+pub fn train_top_layers(model: &Model, n: usize) {
+    let layers = model.config().num_hidden_layers as usize;
+    let first = layers.saturating_sub(n);
+    for (name, v) in model.vs.variables() {
+        let frozen = match name.strip_prefix("bert.encoder.layer.") {
+            Some(rest) => rest
+                .split_once('.')
+                .and_then(|(i, _)| i.parse::<usize>().ok())
+                .is_some_and(|i| i < first),
+            None => name.starts_with("bert.embeddings."),
+        };
+        if frozen {
+            let _ = v.set_requires_grad(false);
+        }
+    }
+}

@@ -208,3 +208,34 @@ pub fn max_abs_rows(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
         .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
         .fold(0.0, f64::max)
 }
+
+/// The Python with the reference libraries (`DESTILA_PYTHON`, default the project's venv).
+pub fn python() -> PathBuf {
+    std::env::var_os("DESTILA_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/python"))
+}
+
+/// Runs transformers on a model folder (scripts/check_export.py, `class` AutoModel or
+/// BertForPreTraining) over the inputs saved at `inputs`; returns its loading report and
+/// outputs.
+pub fn transformers(
+    d: &Path,
+    class: &str,
+    inputs: &Path,
+) -> (serde_json::Value, HashMap<String, Tensor>) {
+    let out = d.parent().unwrap().join(format!("{class}-out.safetensors"));
+    let r = std::process::Command::new(python())
+        .arg(root().join("scripts/check_export.py"))
+        .args([d, Path::new(class), inputs, &out])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    let info: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let t = Tensor::read_safetensors(&out)
+        .unwrap()
+        .into_iter()
+        .collect();
+    (info, t)
+}

@@ -23,6 +23,10 @@ pub struct Key {
     pub tokenizer: String,
     /// SHA-256 over the data: shard-cache fingerprints, data options, seed, batch size.
     pub data: String,
+    /// What `data` is the digest of, so that a mismatch can name the field that differs
+    /// (absent in caches made before it was kept).
+    #[serde(default)]
+    pub data_spec: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,15 +99,20 @@ pub fn key(recipe: &Recipe, sets: &Datasets) -> Result<Key> {
         "eval_batches": recipe.training.eval_batches,
     });
     let digest = sha2::Sha256::digest(spec.to_string().as_bytes());
+    let data_spec = spec.clone();
     Ok(Key {
         teacher_sha256: crate::bert::weights::digest(&t.checkpoint)?,
         teacher_heads: match t.heads {
             HeadPolicy::Fit => {
                 serde_json::json!({"fit": t.fit, "seed": recipe.seed, "data": data}).to_string()
             }
+            HeadPolicy::Adapt => {
+                serde_json::json!({"adapt": t.adapt, "seed": recipe.seed, "data": data}).to_string()
+            }
             HeadPolicy::Fail => "the checkpoint's own".into(),
         },
         tokenizer: sets.train.corpus.manifest.tokenizer_fingerprint.clone(),
         data: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        data_spec,
     })
 }

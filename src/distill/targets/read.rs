@@ -52,43 +52,54 @@ fn ints(v: &TensorView) -> Vec<u32> {
     }
 }
 
-/// Refuses a cache whose key (teacher, heads, tokenizer, data) is not the recipe's.
+/// Refuses a cache whose key (teacher, heads, tokenizer, data) is not the recipe's, naming
+/// the settings that differ.
 fn check_key(mpath: &Path, k: &Key, expected: &Key) -> Result<()> {
-    let differs = [
-        (
-            k.teacher_sha256 != expected.teacher_sha256,
-            "teacher weights",
-            &k.teacher_sha256,
-            &expected.teacher_sha256,
-        ),
-        (
-            k.teacher_heads != expected.teacher_heads,
-            "teacher heads",
-            &k.teacher_heads,
-            &expected.teacher_heads,
-        ),
-        (
-            k.tokenizer != expected.tokenizer,
-            "tokenizer",
-            &k.tokenizer,
-            &expected.tokenizer,
-        ),
-        (
-            k.data != expected.data,
-            "data (files, options, seed or batch size)",
-            &k.data,
-            &expected.data,
-        ),
-    ];
-    for (bad, what, got, want) in differs {
-        if bad {
-            return Err(Error::Invalid(format!(
-                "{}: the cache was made with another {what} ({got}) than this recipe's ({want}); rebuild it with `destila targets`",
-                mpath.display()
-            )));
+    let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).ok();
+    let short = |s: &str| {
+        let s: String = s.chars().take(64).collect();
+        s
+    };
+    let mut why = Vec::new();
+    if k.teacher_sha256 != expected.teacher_sha256 {
+        why.push(format!(
+            "another teacher (weights {} -> {})",
+            short(&k.teacher_sha256),
+            short(&expected.teacher_sha256)
+        ));
+    }
+    if k.teacher_heads != expected.teacher_heads {
+        match (json(&k.teacher_heads), json(&expected.teacher_heads)) {
+            (Some(a), Some(b)) => why.push(format!(
+                "other teacher settings: {}",
+                crate::digest::json_changes(&a, &b).join(", ")
+            )),
+            _ => why.push(format!(
+                "another teacher.heads ({} -> {})",
+                short(&k.teacher_heads),
+                short(&expected.teacher_heads)
+            )),
         }
     }
-    Ok(())
+    if k.tokenizer != expected.tokenizer {
+        why.push("another tokenizer".into());
+    }
+    if k.data != expected.data {
+        let changes = crate::digest::json_changes(&k.data_spec, &expected.data_spec);
+        why.push(if k.data_spec.is_null() || changes.is_empty() {
+            "other data (files, options, seed or batch size)".into()
+        } else {
+            format!("other data settings: {}", changes.join(", "))
+        });
+    }
+    if why.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "{}: the cache was not made for this recipe: {} (cache -> recipe); rebuild it with `destila targets`",
+        mpath.display(),
+        why.join("; ")
+    )))
 }
 
 /// Memory-maps one split's shards and locates each of its `n` batches in them.
