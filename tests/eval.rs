@@ -213,3 +213,53 @@ fn bench_compares_teacher_and_student() {
         .unwrap();
     assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("--student"));
 }
+
+/// Held-out MLM perplexity against hand-computed values: a model whose MLM logits are all
+/// equal (its prediction transform's LayerNorm zeroed, so every logit is the zero bias)
+/// predicts the uniform distribution, perplexity exactly the vocabulary size; a model
+/// against itself has equal perplexities; the baseline says who beats whom in one line each.
+#[test]
+fn mlm_perplexity_of_a_uniform_predictor_is_the_vocabulary_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = model(dir.path(), "a", 2, 1, 30522);
+    let uniform = dir.path().join("uniform");
+    let m = destila::bert::load(&a, &Default::default()).unwrap();
+    tch::no_grad(|| {
+        let vars = m.vs.variables();
+        for name in [
+            "cls.predictions.transform.LayerNorm.weight",
+            "cls.predictions.transform.LayerNorm.bias",
+            "cls.predictions.bias",
+        ] {
+            let _ = vars[name].shallow_clone().zero_();
+        }
+    });
+    destila::bert::save(&m, &uniform).unwrap();
+    destila::distill::checkpoint::copy_tokenizer(&common::teacher(), &uniform).unwrap();
+    let r = evaluate(&a, &uniform, &opts(dir.path())).unwrap();
+    let h = r.heads.as_ref().unwrap();
+    assert!(
+        (h.student_mlm_perplexity - 30522.0).abs() < 0.5,
+        "{}",
+        h.student_mlm_perplexity
+    );
+    let same = evaluate(&a, &a, &opts(dir.path())).unwrap();
+    let h = same.heads.as_ref().unwrap();
+    assert!((h.teacher_mlm_perplexity - h.student_mlm_perplexity).abs() < 1e-6);
+    assert!(h.teacher_mlm_perplexity > 1.0 && h.teacher_mlm_perplexity.is_finite());
+    // The one-line verdicts of a baseline comparison.
+    let init = evaluate(&a, &uniform, &opts(dir.path())).unwrap();
+    let flat = |r: &destila::eval::compare::EvalReport| r.flat();
+    let b = destila::eval::baseline::compare(&flat(&same), &flat(&init), "uniform");
+    let v = b.verdicts();
+    assert!(
+        v.iter()
+            .any(|l| l.starts_with("embedding measures: the student")),
+        "{v:?}"
+    );
+    assert!(
+        v.iter()
+            .any(|l| l.starts_with("MLM/NSP: the teacher does NOT beat the student")),
+        "{v:?}"
+    );
+}

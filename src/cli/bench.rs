@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 
 use super::parse;
+use super::{out, outln};
 use destila::bench::{self, ForwardBench, MlmMode};
 use destila::bert::{self, Heads, LoadOptions};
 use destila::distill::recipe::Recipe;
@@ -94,7 +95,7 @@ pub fn bench(a: Bench) -> Result<()> {
                 temperature,
             };
             for row in bench::topk::run(&teacher, &student, &o)? {
-                println!("{}", serde_json::to_string(&row)?);
+                outln!("{}", serde_json::to_string(&row)?)?;
             }
             Ok(())
         }
@@ -105,7 +106,7 @@ pub fn bench(a: Bench) -> Result<()> {
                 .prefix("destila-bench-")
                 .tempdir()?;
             let r = bench::data_throughput(&recipe, scratch.path(), batches);
-            println!("{}", serde_json::to_string(&r?)?);
+            outln!("{}", serde_json::to_string(&r?)?)?;
             Ok(())
         }
         Some(BenchCommand::Forward(f)) => forward(f),
@@ -138,7 +139,7 @@ fn step(a: StepArgs) -> Result<()> {
         kind: dtype,
     };
     let r = bench::bench_step(&teacher, &setup)?;
-    println!("{}", serde_json::to_string(&r)?);
+    outln!("{}", serde_json::to_string(&r)?)?;
     Ok(())
 }
 
@@ -183,7 +184,7 @@ fn forward(a: ForwardArgs) -> Result<()> {
         device: destila::device::describe(device),
     };
     let r = bench::forward_throughput(&model, &setup)?;
-    println!("{}", serde_json::to_string(&r)?);
+    outln!("{}", serde_json::to_string(&r)?)?;
     Ok(())
 }
 
@@ -210,9 +211,9 @@ fn compare(a: Bench) -> Result<()> {
     };
     let dev = destila::device::parse(&a.device)?;
     let r = bench::compare(&teacher, &student, dev, &a.device, a.iters, quality)?;
-    print!("{}", r.markdown());
+    out!("{}", r.markdown())?;
     for p in r.write(&a.out)? {
-        println!("wrote {}", p.display());
+        outln!("wrote {}", p.display())?;
     }
     Ok(())
 }
@@ -333,11 +334,11 @@ fn ladder(a: LadderArgs) -> Result<()> {
     };
     let rungs = ladder::ladder(&a.teacher, &a.student, &a.out.join("variants"), &o)?;
     let md = ladder::markdown(&rungs);
-    print!("{md}");
+    out!("{md}")?;
     for (name, text) in [("ladder.md", md), ("ladder.csv", ladder::csv(&rungs))] {
         let p = a.out.join(name);
         std::fs::write(&p, text)?;
-        println!("wrote {}", p.display());
+        outln!("wrote {}", p.display())?;
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Subcommand;
 
 use super::parse;
+use super::{out, outln};
 use destila::data::config::{Documents, InvalidUtf8, Sentences, TextOptions};
 use destila::distill::recipe::Recipe;
 
@@ -72,9 +73,9 @@ pub fn data(what: DataCommand) -> Result<()> {
                 destila::data::shards::open_or_build(&paths, &tok, &text, &cache_dir, "stats")?;
             let s = destila::data::stats::stats(&corpus);
             if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
+                outln!("{}", serde_json::to_string_pretty(&s)?)?;
             } else {
-                print!("{s}");
+                out!("{s}")?;
             }
             print_rss();
         }
@@ -87,20 +88,20 @@ pub fn data(what: DataCommand) -> Result<()> {
             let recipe = Recipe::from_file_with(&recipe, &set)?;
             let tok = recipe.tokenizer()?;
             let preview = destila::data::preview::preview;
-            print!(
+            out!(
                 "{}",
                 preview(&recipe.data, &tok, recipe.seed, n, validation)?
-            );
+            )?;
         }
         DataCommand::Build { recipe } => {
             let recipe = Recipe::from_file(&recipe)?;
             let tok = recipe.tokenizer()?;
             let sets = destila::data::prepare(&recipe.data, &tok)?;
-            println!("train ({} documents)", sets.train.docs.len());
-            print!("{}", destila::data::stats::stats(&sets.train.corpus));
+            outln!("train ({} documents)", sets.train.docs.len())?;
+            out!("{}", destila::data::stats::stats(&sets.train.corpus))?;
             if let Some(v) = sets.validation {
-                println!("validation ({} documents)", v.docs.len());
-                print!("{}", destila::data::stats::stats(&v.corpus));
+                outln!("validation ({} documents)", v.docs.len())?;
+                out!("{}", destila::data::stats::stats(&v.corpus))?;
             }
             print_rss();
         }

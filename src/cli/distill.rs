@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+use super::outln;
 use destila::distill::recipe::Recipe;
 use destila::distill::trainer::{run, RunOptions};
 
@@ -27,6 +28,7 @@ pub struct Distill {
 
 pub fn distill(a: Distill) -> Result<()> {
     let recipe = Recipe::from_file_with(&a.recipe, &a.set)?;
+    recipe.check_runnable()?;
     let group = destila::dist::join(&recipe.device)?;
     let main = destila::dist::is_main(&group);
     let opts = RunOptions {
@@ -40,13 +42,13 @@ pub fn distill(a: Distill) -> Result<()> {
         return Ok(());
     }
     match (s.first_validation, s.last_validation) {
-        (Some(a), Some(b)) => println!("validation loss {a:.4} -> {b:.4}"),
-        (None, Some(b)) => println!("validation loss {b:.4}"),
+        (Some(a), Some(b)) => outln!("validation loss {a:.4} -> {b:.4}")?,
+        (None, Some(b)) => outln!("validation loss {b:.4}")?,
         _ => {}
     }
-    println!("model    {}", s.final_model.display());
-    println!("metrics  {}", s.metrics.display());
-    println!("plot     {}", s.plot.display());
-    println!("time     {:.0} s", s.seconds);
+    outln!("model    {}", s.final_model.display())?;
+    outln!("metrics  {}", s.metrics.display())?;
+    outln!("plot     {}", s.plot.display())?;
+    outln!("time     {:.0} s", s.seconds)?;
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+use super::outln;
 use super::parse;
 
 #[derive(Args)]
@@ -20,11 +21,11 @@ pub struct Doctor {
 
 pub fn doctor(a: Doctor) -> Result<()> {
     let env = destila::doctor::environment();
-    println!("{}", serde_json::to_string(&env)?);
+    outln!("{}", serde_json::to_string(&env)?)?;
     let device = destila::device::parse(&a.device)?;
     if let Some(dir) = a.model {
         let p = destila::doctor::parity(&dir, device)?;
-        println!("{}", serde_json::to_string(&p)?);
+        outln!("{}", serde_json::to_string(&p)?)?;
         destila::doctor::check(&p, a.tolerance)?;
     }
     Ok(())

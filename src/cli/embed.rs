@@ -1,6 +1,5 @@
 //! `destila embed DIR TEXT...`: sentence embeddings, as a similarity table or JSON lines.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
@@ -69,6 +68,5 @@ pub fn embed(a: Embed) -> Result<()> {
         Format::Jsonl => destila::embed::render_jsonl(&texts, &emb)?,
         Format::Table => destila::embed::render_table(&texts, &emb),
     };
-    std::io::stdout().lock().write_all(text.as_bytes())?;
-    Ok(())
+    super::print_out(&text)
 }

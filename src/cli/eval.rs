@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::parse;
+use super::{out, outln};
 use destila::eval::compare::{evaluate_with_init, EvalOptions, REPORT_FILES};
 
 #[derive(Args)]
@@ -30,6 +31,10 @@ pub struct Eval {
     /// Text for the default sentences and the heads' masked NSP examples.
     #[arg(long, default_value = "data/austen/validation")]
     corpus: Vec<String>,
+    /// Text for the heads' masked sentence pairs (MLM/NSP accuracy and perplexity) when it
+    /// should differ from --corpus (default: --corpus).
+    #[arg(long)]
+    heads_corpus: Vec<String>,
     #[arg(long, value_parser = parse::count, default_value_t = 300)]
     max_sentences: usize,
     #[arg(long, value_parser = parse::count, default_value_t = 8)]
@@ -46,6 +51,7 @@ pub fn eval(a: Eval) -> Result<()> {
     let opts = EvalOptions {
         sentences: a.sentences,
         pairs: a.pairs,
+        heads_corpus: a.heads_corpus,
         corpus: a.corpus,
         max_sentences: a.max_sentences,
         head_batches: a.head_batches,
@@ -60,12 +66,12 @@ pub fn eval(a: Eval) -> Result<()> {
     inputs.extend(opts.pairs.clone());
     destila::output::claim_entries(&a.out, "--out", "eval", REPORT_FILES, false, &inputs)?;
     if let Some(i) = &init {
-        println!("baseline: the student's initialisation {}", i.display());
+        outln!("baseline: the student's initialisation {}", i.display())?;
     }
     let report = evaluate_with_init(&a.teacher, &a.student, init.as_deref(), &opts)?;
-    print!("{report}");
+    out!("{report}")?;
     for p in report.write(&a.out)? {
-        println!("wrote {}", p.display());
+        outln!("wrote {}", p.display())?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::{out, outln};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
@@ -61,7 +62,7 @@ pub fn export(a: Export) -> Result<()> {
             anyhow::bail!("--prune-corpus with --format onnx: prune first (destila prune), then export the pruned folder");
         }
         let s = destila::onnx::export_onnx(&a.checkpoint, &a.out, a.quantize.is_some(), a.force)?;
-        println!(
+        outln!(
             "exported {} (ONNX{}, {} nodes, {:.1} MB, sentence_embedding: {} pooling{})",
             s.out.display(),
             if s.int8 { ", int8 dynamic" } else { ", fp32" },
@@ -69,7 +70,7 @@ pub fn export(a: Export) -> Result<()> {
             s.file_bytes as f64 / 1e6,
             s.pooling,
             if s.normalize { ", normalised" } else { "" }
-        );
+        )?;
         return Ok(());
     }
     let opts = destila::export::ExportOptions {
@@ -99,20 +100,17 @@ pub fn export(a: Export) -> Result<()> {
             held_out: Vec::new(),
             force: false,
         };
-        let p = destila::prune::prune(&a.checkpoint, &scratch, &o);
-        let s = p.and_then(|p| {
-            print!("{p}");
-            destila::export::export(&scratch, &a.out, &opts)
-        });
-        s?
+        let p = destila::prune::prune(&a.checkpoint, &scratch, &o)?;
+        out!("{p}")?;
+        destila::export::export(&scratch, &a.out, &opts)?
     };
-    println!(
+    outln!(
         "exported {} ({}, {} parameters, {:.1} MB, {})",
         s.out.display(),
         s.architecture,
         s.parameters,
         s.file_bytes as f64 / 1e6,
         s.dtype
-    );
+    )?;
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
+use super::outln;
 use destila::bert::Heads;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -39,6 +40,6 @@ pub fn init(a: Init) -> Result<()> {
         },
     };
     let out = destila::bert::weights::init(&a.out, &a.config, heads, a.seed, a.force)?;
-    println!("wrote {} ({})", out.display(), heads.architecture());
+    outln!("wrote {} ({})", out.display(), heads.architecture())?;
     Ok(())
 }

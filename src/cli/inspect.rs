@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::{out, outln};
 use anyhow::Result;
 use clap::Args;
 
@@ -16,9 +17,9 @@ pub struct Inspect {
 pub fn inspect(a: Inspect) -> Result<()> {
     let i = destila::inspect::inspect(&a.dir)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&i)?);
+        outln!("{}", serde_json::to_string_pretty(&i)?)?;
     } else {
-        print!("{i}");
+        out!("{i}")?;
     }
     Ok(())
 }

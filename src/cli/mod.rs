@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod contrast;
+pub mod curves;
 pub mod data;
 pub mod distill;
 pub mod doctor;
@@ -17,6 +18,31 @@ pub mod recipe;
 pub mod targets;
 
 use clap::{Parser, Subcommand};
+
+/// Writes `text` to stdout. A closed pipe (`destila inspect DIR | head -1`) ends the
+/// process quietly, as Unix tools do; any other failure (a full disk) is an error naming
+/// stdout, never a panic.
+pub fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(anyhow::anyhow!("writing to stdout: {e}")),
+    }
+}
+
+/// `println!` through [`print_out`]: evaluates to its `Result`.
+macro_rules! outln {
+    () => { $crate::cli::print_out("\n") };
+    ($($t:tt)*) => { $crate::cli::print_out(&format!("{}\n", format_args!($($t)*))) };
+}
+
+/// `print!` through [`print_out`]: evaluates to its `Result`.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::cli::print_out(&format!($($t)*)) };
+}
+pub(crate) use {out, outln};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +67,9 @@ pub enum Command {
     /// Static versus contextual similarity of two sentences sharing a word (by default the
     /// two "posto" sentences of the walkthrough).
     Contrast(contrast::Contrast),
+    /// One metrics column of several runs against steps, a line per run (curves.svg,
+    /// curves.csv): the arms of an A/B on one chart.
+    Curves(curves::Curves),
     /// Runs a recipe: distillation, pretraining or fitting heads onto a teacher.
     Distill(distill::Distill),
     /// Runs the teacher once over a recipe's data and stores its targets (top-k MLM logits,
@@ -82,6 +111,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::inspect(a),
         Command::Embed(a) => embed::embed(a),
         Command::Contrast(a) => contrast::contrast(a),
+        Command::Curves(a) => curves::curves(a),
         Command::Distill(a) => distill::distill(a),
         Command::Targets(a) => targets::targets(a),
         Command::Recipe { what } => recipe::recipe(what),

@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::parse;
+use super::{out, outln};
 use destila::prune::{prune, PruneOptions};
 
 #[derive(Args)]
@@ -35,7 +36,7 @@ pub fn run(a: Prune) -> Result<()> {
         force: a.force,
     };
     let s = prune(&a.checkpoint, &a.out, &o)?;
-    print!("{s}");
+    out!("{s}")?;
     if (s.kept_from_corpus as f64) < 0.01 * s.vocab_before as f64 {
         eprintln!(
             "warning: the corpus keeps almost nothing: {} pieces beyond the special and single-character ones ({:.1}% of the vocabulary survives); words outside it will split into single characters",
@@ -43,6 +44,6 @@ pub fn run(a: Prune) -> Result<()> {
             100.0 * s.vocab_after as f64 / s.vocab_before as f64
         );
     }
-    println!("wrote {}", s.out.display());
+    outln!("wrote {}", s.out.display())?;
     Ok(())
 }

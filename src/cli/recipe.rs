@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Subcommand;
 
+use super::out;
 use destila::distill::recipe::Recipe;
 
 #[derive(Subcommand)]
@@ -20,7 +21,8 @@ pub enum RecipeCommand {
 pub fn recipe(what: RecipeCommand) -> Result<()> {
     let RecipeCommand::Check { recipe, set } = what;
     let r = Recipe::from_file_with(&recipe, &set)?;
-    print!("{}", serde_yaml::to_string(&r)?);
+    r.check_runnable()?;
+    out!("{}", serde_yaml::to_string(&r)?)?;
     eprintln!("{}: ok", recipe.display());
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+use super::outln;
 use destila::distill::recipe::Recipe;
 use destila::distill::targets::{write, WriteOptions};
 use destila::distill::trainer::{fit_heads, RunOptions};
@@ -28,6 +29,7 @@ pub struct Targets {
 
 pub fn targets(a: Targets) -> Result<()> {
     let recipe = Recipe::from_file_with(&a.recipe, &a.set)?;
+    recipe.check_runnable()?;
     let dir = recipe
         .teacher
         .as_ref()
@@ -58,9 +60,9 @@ pub fn targets(a: Targets) -> Result<()> {
     if !main {
         return Ok(());
     }
-    println!("targets  {} (top {} MLM logits)", s.dir.display(), s.top_k);
+    outln!("targets  {} (top {} MLM logits)", s.dir.display(), s.top_k)?;
     for (name, x) in &s.splits {
-        println!(
+        outln!(
             "{name:<10} {} batches, {} examples, {} tokens, {} masked; {:.1} MB, {:.2} bytes/token ({:.2} of them top-k)",
             x.batches,
             x.examples,
@@ -69,8 +71,8 @@ pub fn targets(a: Targets) -> Result<()> {
             x.bytes as f64 / 1e6,
             x.bytes_per_token(),
             x.topk_bytes_per_token()
-        );
+        )?;
     }
-    println!("time     {:.0} s", s.seconds);
+    outln!("time     {:.0} s", s.seconds)?;
     Ok(())
 }

@@ -176,3 +176,51 @@ pub fn plot(metrics: &Path, out: &Path, title: &str) -> Result<()> {
     let svg = crate::plot::xy(title, "step", "loss (weighted sum)", &series, true)?;
     crate::plot::write(out, &svg)
 }
+
+/// One column of several runs' metrics (`split` rows) against steps, a line per run, into
+/// an SVG file: the runs of an A/B compared on one chart. `runs` are (name, metrics.csv).
+/// A column a run has no value of is an error naming the run.
+pub fn compare_plot(
+    runs: &[(String, PathBuf)],
+    split: &str,
+    column: &str,
+    out: &Path,
+) -> Result<Vec<(String, Vec<(f64, f64)>)>> {
+    use crate::plot::{Mark, Series, COLORS};
+    if !COLUMNS.contains(&column) {
+        return Err(Error::Invalid(format!(
+            "--column {column:?}: not a metrics column (allowed: {})",
+            COLUMNS.join(", ")
+        )));
+    }
+    let mut all = Vec::new();
+    for (name, path) in runs {
+        let points = series(&read(path)?, split, column);
+        if points.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{}: no {split} row has a value of {column}",
+                path.display()
+            )));
+        }
+        all.push((name.clone(), points));
+    }
+    let lines: Vec<Series> = all
+        .iter()
+        .enumerate()
+        .map(|(i, (name, points))| Series {
+            name: name.clone(),
+            color: COLORS[i % COLORS.len()],
+            mark: Mark::LineAndPoints,
+            points: points.clone(),
+        })
+        .collect();
+    let svg = crate::plot::xy(
+        &format!("{split} {column} against step"),
+        "step",
+        &format!("{split} {column}"),
+        &lines,
+        false,
+    )?;
+    crate::plot::write(out, &svg)?;
+    Ok(all)
+}

@@ -77,6 +77,12 @@ const METRICS: &[(&str, &str, bool, Teacher)] = &[
         Teacher::Key("heads.teacher_mlm_accuracy"),
     ),
     (
+        "heads.student_mlm_perplexity",
+        "MLM perplexity",
+        false,
+        Teacher::Key("heads.teacher_mlm_perplexity"),
+    ),
+    (
         "heads.mlm_top1_agreement",
         "MLM top-1 agreement",
         true,
@@ -147,6 +153,65 @@ pub fn compare(student: &[(String, f64)], init: &[(String, f64)], init_name: &st
     }
 }
 
+/// The embedding measures (sentence embeddings and their structure, human judgements).
+const EMBEDDING: &[&str] = &[
+    "similarity.mean.spearman",
+    "similarity.mean.pearson",
+    "similarity.mean.cka",
+    "similarity.mean.knn10",
+    "similarity.cls.spearman",
+    "judgements.student_spearman",
+];
+
+impl Baseline {
+    /// One line each: whether the student beat its init on the embedding measures, and
+    /// whether the teacher beat the student at MLM and NSP (when both have the heads).
+    pub fn verdicts(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let emb: Vec<&Gain> = self
+            .metrics
+            .iter()
+            .filter(|g| EMBEDDING.contains(&g.metric.as_str()))
+            .collect();
+        if !emb.is_empty() {
+            let better = emb.iter().filter(|g| g.gain > 0.0).count();
+            out.push(format!(
+                "embedding measures: the student {} its init ({better} of {} better)",
+                if better == emb.len() {
+                    "BEATS"
+                } else if better * 2 > emb.len() {
+                    "mostly beats"
+                } else {
+                    "does NOT beat"
+                },
+                emb.len()
+            ));
+        }
+        let heads: Vec<(&str, f64, f64)> = self
+            .metrics
+            .iter()
+            .filter(|g| {
+                ["heads.student_mlm_accuracy", "heads.student_nsp_accuracy"]
+                    .contains(&g.metric.as_str())
+            })
+            .filter_map(|g| Some((g.label.as_str(), g.teacher?, g.student)))
+            .collect();
+        if !heads.is_empty() {
+            let beats = heads.iter().all(|(_, t, s)| t > s);
+            let detail: Vec<String> = heads
+                .iter()
+                .map(|(l, t, s)| format!("{l} {t:.4} vs {s:.4}"))
+                .collect();
+            out.push(format!(
+                "MLM/NSP: the teacher {} the student ({})",
+                if beats { "BEATS" } else { "does NOT beat" },
+                detail.join(", ")
+            ));
+        }
+        out
+    }
+}
+
 /// The baseline `destila eval` compares with: `--init DIR` (which must be a model folder),
 /// none with `--no-init`, else the `init/` folder `distill` saved beside the student.
 pub fn resolve_init(
@@ -202,6 +267,9 @@ impl std::fmt::Display for Baseline {
                     "  (lower is better)"
                 }
             )?;
+        }
+        for line in self.verdicts() {
+            writeln!(f, "  {line}")?;
         }
         let worse: Vec<&str> = self
             .metrics

@@ -26,6 +26,8 @@ pub struct EvalOptions {
     pub sentences: Option<PathBuf>,
     /// Text for the default sentences and for the heads' masked NSP examples.
     pub corpus: Vec<String>,
+    /// Text for the heads' masked NSP examples instead of `corpus` (empty: `corpus`).
+    pub heads_corpus: Vec<String>,
     /// CSV `text_a,text_b,score` of human similarity judgements.
     pub pairs: Option<PathBuf>,
     pub max_sentences: usize,
@@ -42,6 +44,7 @@ impl Default for EvalOptions {
         EvalOptions {
             sentences: None,
             corpus: vec!["data/austen/validation".into()],
+            heads_corpus: Vec::new(),
             pairs: None,
             max_sentences: 300,
             head_batches: 8,
@@ -76,6 +79,9 @@ pub struct Heads {
     pub mlm_top1_agreement: f64,
     pub teacher_mlm_accuracy: f64,
     pub student_mlm_accuracy: f64,
+    /// exp of the mean cross-entropy of the true token at the masked positions.
+    pub teacher_mlm_perplexity: f64,
+    pub student_mlm_perplexity: f64,
     /// KL(teacher ‖ student) of the MLM distributions at masked positions (T = 1).
     pub mlm_kl: f64,
     pub nsp_agreement: f64,
@@ -296,9 +302,14 @@ fn head_loader(t: &Embedder, s: &Embedder, opts: &EvalOptions) -> Result<data::L
         .max_len
         .min(positions(&t.model))
         .min(positions(&s.model));
+    let corpus = if opts.heads_corpus.is_empty() {
+        &opts.corpus
+    } else {
+        &opts.heads_corpus
+    };
     let cfg: DataConfig = serde_yaml::from_str(&format!(
         "train: {}\nmax_seq_len: {}\ncache_dir: {}\n",
-        serde_json::to_string(&opts.corpus).expect("json"),
+        serde_json::to_string(corpus).expect("json"),
         max_len,
         serde_json::to_string(&opts.cache_dir).expect("json"),
     ))
@@ -327,6 +338,7 @@ fn heads(
     }
     let mut loader = head_loader(t, s, opts)?;
     let (mut agree, mut t_ok, mut s_ok, mut kl, mut n) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut t_ce, mut s_ce) = (0.0, 0.0);
     let (mut nsp_agree, mut t_nsp, mut s_nsp, mut seqs) = (0.0, 0.0, 0.0, 0.0);
     for _ in 0..opts.head_batches {
         let Some(items) = loader.next_items() else {
@@ -361,6 +373,14 @@ fn heads(
             .sum(Kind::Float)
             .double_value(&[]);
         kl += crate::distill::losses::kd(&lt, &ls, 1.0).double_value(&[]) * lt.size()[0] as f64;
+        let ce = |l: &Tensor| {
+            l.log_softmax(-1, Kind::Float)
+                .gather(1, &b.masked_labels.unsqueeze(1), false)
+                .sum(Kind::Float)
+                .double_value(&[])
+        };
+        t_ce -= ce(&lt);
+        s_ce -= ce(&ls);
         n += lt.size()[0] as f64;
         let (nt, ns) = (
             cpu(&ot.nsp_logits).argmax(-1, false),
@@ -384,6 +404,8 @@ fn heads(
         mlm_top1_agreement: agree / n,
         teacher_mlm_accuracy: t_ok / n,
         student_mlm_accuracy: s_ok / n,
+        teacher_mlm_perplexity: (t_ce / n).exp(),
+        student_mlm_perplexity: (s_ce / n).exp(),
         mlm_kl: kl / n,
         nsp_agreement: nsp_agree / seqs,
         teacher_nsp_accuracy: t_nsp / seqs,
@@ -650,6 +672,11 @@ impl std::fmt::Display for EvalReport {
                     f,
                     "  {:<26} {:>9.4} {:>9.4}",
                     "MLM accuracy", h.teacher_mlm_accuracy, h.student_mlm_accuracy
+                )?;
+                writeln!(
+                    f,
+                    "  {:<26} {:>9.2} {:>9.2}",
+                    "MLM perplexity", h.teacher_mlm_perplexity, h.student_mlm_perplexity
                 )?;
                 writeln!(
                     f,

@@ -78,3 +78,33 @@ impl std::fmt::Display for Contrast {
         Ok(())
     }
 }
+
+/// Several models' contrasts of the same two texts, a row per model (named by `rows.0`):
+/// the word's static and contextual cosines, and the sentences' mean-pooled cosine. A lower
+/// contextual cosine keeps the word's two senses further apart.
+pub fn table(rows: &[(String, Contrast)]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    if let Some((_, c)) = rows.first() {
+        let _ = writeln!(s, "A: {}\nB: {}", c.text_a, c.text_b);
+        let _ = writeln!(
+            s,
+            "cosine of A and B: word {:?} static / contextual (last layer), sentence (mean pooling)",
+            c.word
+        );
+    }
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(5).max(5);
+    let _ = writeln!(
+        s,
+        "{:<width$}  {:>11} {:>11} {:>9}",
+        "model", "word static", "contextual", "sentence"
+    );
+    for (name, c) in rows {
+        let _ = writeln!(
+            s,
+            "{name:<width$}  {:>11.4} {:>11.4} {:>9.4}",
+            c.word_static, c.word_contextual, c.sentence_mean
+        );
+    }
+    s
+}
