@@ -74,7 +74,63 @@ impl Error {
 
 /// Reads a whole file, naming it in the error.
 pub fn read_to_string(path: impl AsRef<Path>) -> Result<String> {
-    std::fs::read_to_string(path.as_ref()).map_err(|e| Error::io(path, e))
+    read_to_string_max(path, 1 << 28)
+}
+
+/// The largest config.json or recipe read (a real one is a few KiB).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Reads a text file the user named, refusing a device or folder (see [`open_input`]) and a
+/// file larger than `max` bytes, whose end is never read: memory stays bounded whatever the
+/// path points at (`/dev/zero`, a huge file).
+pub fn read_to_string_max(path: impl AsRef<Path>, max: u64) -> Result<String> {
+    use std::io::Read;
+    let path = path.as_ref();
+    let f = open_input(path)?;
+    let mut bytes = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > max {
+        return Err(Error::Invalid(format!(
+            "{}: larger than {} MiB, more than this file can hold",
+            path.display(),
+            max >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: byte offset {}: not UTF-8 text",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// Opens a file the user named for reading: a regular file or a pipe. A device (such as
+/// `/dev/zero`, which never ends), a folder or a socket is refused by name before anything
+/// is read.
+pub fn open_input(path: impl AsRef<Path>) -> Result<std::fs::File> {
+    use std::os::unix::fs::FileTypeExt;
+    let path = path.as_ref();
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let t = meta.file_type();
+    let what = if t.is_dir() {
+        Some("a folder")
+    } else if t.is_char_device() || t.is_block_device() {
+        Some("a device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        None
+    };
+    if let Some(what) = what {
+        return Err(Error::Invalid(format!(
+            "{}: {what}, not a file (give a regular file or a pipe)",
+            path.display()
+        )));
+    }
+    std::fs::File::open(path).map_err(|e| Error::io(path, e))
 }
 
 /// Writes `bytes` to `path` atomically: a temporary sibling is written, synced and renamed,

@@ -333,6 +333,41 @@ fn cases() -> Vec<Case> {
         ("bogus_key=1", "bogus_key"),
         ("job=teach", "job"),
         ("seed=-1", "seed"),
+        // Round 2: what recipe check passed and distill then refused, or crashed on.
+        ("output=/", "output"),
+        ("teacher.fit.cache=''", "teacher.fit.cache"),
+        ("teacher.fit.cache={M}", "teacher.fit.cache"),
+        ("teacher.adapt.cache={M}", "teacher.adapt.cache"),
+        ("data.tokenizer={D}/corrupt-tokenizer", "data.tokenizer"),
+        ("optimizer.learning_rate=1e10", "optimizer.learning_rate"),
+        ("training.eval_batches=0", "training.eval_batches"),
+        ("training.batch_size=100000000000", "training.batch_size"),
+        (
+            "data.length_bucketing=1000000000000",
+            "data.length_bucketing",
+        ),
+        ("data.shuffle_buffer=1000000000000", "data.shuffle_buffer"),
+        ("data.max_seq_len=100000000000", "data.max_seq_len"),
+        (
+            "losses.hidden_cos.weight=1 --set losses.hidden_cos.layers=[]",
+            "losses.hidden_cos.layers",
+        ),
+        (
+            "losses.hidden_mse.weight=1 --set losses.hidden_mse.layers=[]",
+            "losses.hidden_mse.layers",
+        ),
+        (
+            "losses.attention_kl.weight=1 --set losses.attention_kl.layers=[]",
+            "losses.attention_kl.layers",
+        ),
+        ("losses.kd_mlm.view=first", "losses.kd_mlm.view"),
+        ("losses.nsp.view=first", "losses.nsp.view"),
+        (
+            "teacher.heads=adapt --set teacher.adapt.steps=0",
+            "teacher.adapt.steps",
+        ),
+        ("teacher.adapt.train_layers=9", "teacher.adapt.train_layers"),
+        ("student.train_layers=5", "student.train_layers"),
     ];
     for (set, expect) in fields {
         add(&format!("recipe check {{R}} --set {set}"), expect);
@@ -342,6 +377,25 @@ fn cases() -> Vec<Case> {
         add(&format!("distill {{R}} --quiet --set {set}"), expect);
     }
     add("recipe check {R} --set noequals", "--set");
+    // Files that are not files: devices and folders, refused before reading (no hang, no
+    // memory growth).
+    add("recipe check /dev/zero", "/dev/zero");
+    add("init {D}/fresh --config /dev/zero", "/dev/zero");
+    add("embed {M} --input /dev/zero", "/dev/zero");
+    add("embed {M} --input {D}", "a folder");
+    add(
+        "eval --teacher {M} --student {M} --sentences /dev/zero --out {D}/ev",
+        "/dev/zero",
+    );
+    add(
+        "eval --teacher {M} --student {M} --pairs /dev/zero --out {D}/ev",
+        "/dev/zero",
+    );
+    add(
+        "distill {R} --quiet --set data.train=[/dev/zero]",
+        "/dev/zero",
+    );
+    add("data stats /dev/zero", "/dev/zero");
     add("recipe check {R} --set a..b=1", "--set");
     add("recipe check {D}/missing.yaml", "missing.yaml");
     add("recipe check {D}/not-yaml.yaml", "not-yaml.yaml");
@@ -550,6 +604,8 @@ fn env_cases() -> Vec<Case> {
         ("RANK", "7"),
         ("WORLD_SIZE", "0"),
         ("MASTER_PORT", "99999"),
+        ("MASTER_ADDR", ""),
+        ("MASTER_ADDR", " "),
     ] {
         let mut env: Vec<(String, String)> = base
             .iter()

@@ -312,3 +312,166 @@ fn the_binary_finds_libtorch_by_rpath_and_links_libtorch_cuda() {
         .unwrap();
     assert!(r.status.success());
 }
+
+#[test]
+fn contrast_of_several_models_is_a_row_each_with_the_single_model_figures() {
+    let t = common::teacher();
+    let dir = tempfile::tempdir().unwrap();
+    let other = common::short_student(dir.path());
+    let ts = t.to_str().unwrap();
+    let (ok, one, err) = run(&["contrast", ts, "--json"]);
+    assert!(ok, "{err}");
+    let one: serde_json::Value = serde_json::from_str(&one).unwrap();
+    let (ok, many, err) = run(&["contrast", ts, other.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let many: serde_json::Value = serde_json::from_str(&many).unwrap();
+    assert_eq!(many[ts], one);
+    assert!(many[other.to_str().unwrap()]["word_contextual"].is_f64());
+    let (ok, table, err) = run(&["contrast", ts, other.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let row = table.lines().find(|l| l.starts_with(ts)).unwrap();
+    let nums: Vec<f64> = row
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(
+        (nums[0] - 1.0).abs() < 1e-4
+            && (nums[1] - one["word_contextual"].as_f64().unwrap()).abs() < 1e-4,
+        "{table}"
+    );
+    // A missing folder among several: refused by name before anything is printed.
+    let (ok, out, err) = run(&["contrast", ts, "/nonexistent/model"]);
+    assert!(
+        !ok && out.is_empty() && err.contains("/nonexistent/model"),
+        "{err}"
+    );
+}
+
+#[test]
+fn curves_draw_a_metrics_column_of_several_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = destila::distill::metrics::COLUMNS.join(",");
+    let row = |split: &str, step: u64, mlm: f64| {
+        destila::distill::metrics::COLUMNS
+            .iter()
+            .map(|c| match *c {
+                "split" => split.to_string(),
+                "step" => step.to_string(),
+                "mlm" => mlm.to_string(),
+                _ => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut runs = Vec::new();
+    for (name, base) in [("a", 5.0), ("b", 4.0)] {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let text = [
+            header.clone(),
+            row("validation", 0, base),
+            row("train", 5, 9.0),
+            row("validation", 10, base - 1.0),
+        ]
+        .join("\n")
+            + "\n";
+        std::fs::write(d.join("metrics.csv"), text).unwrap();
+        runs.push(d.display().to_string());
+    }
+    let out = dir.path().join("curves");
+    let (ok, stdout, err) = run(&[
+        "curves",
+        &runs[0],
+        &runs[1],
+        "--column",
+        "mlm",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        stdout.contains("a: 4 at step 10") && stdout.contains("b: 3 at step 10"),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(out.join("curves.csv")).unwrap();
+    assert_eq!(csv, "run,step,value\na,0,5\na,10,4\nb,0,4\nb,10,3\n");
+    let svg = std::fs::read_to_string(out.join("curves.svg")).unwrap();
+    assert_eq!(svg.matches("<polyline").count(), 2);
+    // Bad columns and names are refused by name; a user's file is never overwritten.
+    let (ok, _, err) = run(&[
+        "curves",
+        &runs[0],
+        "--column",
+        "mlmm",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("mlmm"), "{err}");
+    let (ok, _, err) = run(&[
+        "curves",
+        &runs[0],
+        "--column",
+        "kd_mlm",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("kd_mlm"), "{err}");
+    let (ok, _, err) = run(&[
+        "curves",
+        &runs[0],
+        "--name",
+        "x",
+        "--name",
+        "y",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("--name"), "{err}");
+    let mine = dir.path().join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("curves.svg"), "my own").unwrap();
+    let (ok, _, err) = run(&[
+        "curves",
+        &runs[0],
+        "--column",
+        "mlm",
+        "--out",
+        mine.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("did not write"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(mine.join("curves.svg")).unwrap(),
+        "my own"
+    );
+}
+
+/// stdout closed early (a pipe to `head`) ends quietly; a full disk is an error naming it.
+#[test]
+fn a_closed_pipe_ends_quietly_and_a_full_disk_names_stdout() {
+    let t = common::teacher();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; {} embed {} --format jsonl {} | head -c 1 > /dev/null",
+            env!("CARGO_BIN_EXE_destila"),
+            t.display(),
+            // About 8 KB a line, 240 KB in all: more than a pipe holds.
+            vec!["'A sentence to embed.'"; 30].join(" ")
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.is_empty(), "{err}");
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let out = destila()
+        .args(["recipe", "check"])
+        .arg(common::root().join("recipes/pretrain.yaml"))
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("stdout") && !err.contains("panicked"),
+        "{err}"
+    );
+}

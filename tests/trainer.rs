@@ -307,8 +307,10 @@ fn presets_validate_and_run_a_few_steps_on_tiny_models_of_their_shape() {
     let t = tiny_teacher(&dir.path().join("teacher"), 12, 48, 12, Heads::ALL);
     let (train, val) = corpus(dir.path());
     let narrow = ["student.hidden_size=24", "student.intermediate_size=48"];
-    let cases: [(&str, &[&str]); 5] = [
+    let cases: [(&str, &[&str]); 6] = [
         ("distilbert", &[]),
+        // The teacher has its heads here: no adaptation (tests/adapt.rs covers that).
+        ("pretraining-ab", &["teacher.heads=fail"]),
         ("embedding", &[]),
         ("tinybert", &narrow),
         ("minilm", &narrow),
@@ -346,7 +348,7 @@ fn presets_validate_and_run_a_few_steps_on_tiny_models_of_their_shape() {
         let m = bert::load(&s.final_model, &Default::default()).unwrap();
         let want_layers = match name {
             "distilbert" | "minilm" => 6,
-            "embedding" => 3,
+            "embedding" | "pretraining-ab" => 3,
             _ => 4,
         };
         assert_eq!(m.config().num_hidden_layers, want_layers, "{name}");
@@ -405,9 +407,31 @@ fn the_demo_recipe_runs_end_to_end_in_short() {
         ])
         .args([
             "--set",
-            &format!("teacher.fit.cache={}", dir.path().join("heads").display()),
+            &format!(
+                "teacher.adapt.cache={}",
+                dir.path().join("adapted").display()
+            ),
             "--set",
-            "teacher.fit.steps=4",
+            "teacher.adapt.steps=4",
+            "--set",
+            "teacher.adapt.batch_size=8",
+            "--set",
+            &format!(
+                "teacher.adapt.data.train=[{}]",
+                root().join("data/austen/train").display()
+            ),
+            "--set",
+            "teacher.adapt.data.weights=[]",
+            "--set",
+            &format!(
+                "teacher.adapt.data.validation=[{}]",
+                root().join("data/austen/validation").display()
+            ),
+            "--set",
+            &format!(
+                "teacher.adapt.data.cache_dir={}",
+                dir.path().join("cache").display()
+            ),
             "--set",
             "training.steps=8",
             "--set",

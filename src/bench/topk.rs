@@ -31,10 +31,12 @@ pub struct TopkRow {
 
 /// Over `batches`, the KD loss (temperature `t`) with the full teacher distribution and
 /// with its top k classes only, for each k; ids stored as int16 when the vocabulary allows.
-pub fn topk_gap(
+/// Batches are read one at a time and only sums are kept, so memory stays flat however
+/// many there are.
+pub fn topk_gap<B: std::borrow::Borrow<Batch>>(
     teacher: &Model,
     student: &Model,
-    batches: &[Batch],
+    batches: impl IntoIterator<Item = B>,
     ks: &[usize],
     t: f64,
 ) -> Result<Vec<TopkRow>> {
@@ -45,6 +47,7 @@ pub fn topk_gap(
     let mut sums = vec![(0f64, 0f64); ks.len()];
     tch::no_grad(|| -> Result<()> {
         for b in batches {
+            let b: &Batch = b.borrow();
             let opts = ForwardOptions {
                 mlm: MlmPositions::Flat(b.masked_positions.shallow_clone()),
                 ..Default::default()
@@ -153,8 +156,8 @@ pub fn run(teacher: &Path, student: &Path, o: &TopkOptions) -> Result<Vec<TopkRo
     let lo = crate::data::loader_options(&cfg, &tokenizer, o.batch, crate::data::HELD_OUT_SEED);
     let mut l =
         crate::data::held_out_loader(sets.train.corpus.clone(), sets.train.docs.clone(), lo);
-    let held: Vec<_> = (0..o.batches).map_while(|_| l.next_batch()).collect();
     let t = crate::bert::load(teacher, &Default::default())?;
     let s = crate::bert::load(student, &Default::default())?;
-    topk_gap(&t, &s, &held, &o.k, o.temperature)
+    let held = (0..o.batches).map_while(|_| l.next_batch());
+    topk_gap(&t, &s, held, &o.k, o.temperature)
 }

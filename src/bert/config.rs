@@ -129,7 +129,7 @@ impl BertConfig {
     /// Reads and validates `config.json`; errors name the file and the field.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = crate::error::read_to_string(path)?;
+        let text = crate::error::read_to_string_max(path, crate::error::MAX_CONFIG_BYTES)?;
         let de = &mut serde_json::Deserializer::from_str(&text);
         let cfg: BertConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let field = e.path().to_string();

@@ -21,7 +21,7 @@ pub const MAX_DOCUMENT_BYTES: usize = 4 << 20;
 /// character boundary) without ever holding more of a line in memory: returns the texts
 /// and how many were cut.
 pub fn read_texts(path: &Path, max_bytes: usize) -> Result<(Vec<String>, usize)> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::error::open_input(path)?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let mut out = Vec::new();
     let mut cut = 0;
@@ -65,6 +65,14 @@ pub fn read_texts(path: &Path, max_bytes: usize) -> Result<(Vec<String>, usize)>
             Some(i) => (&available[..i], true),
             None => (available, false),
         };
+        // Text has no NUL bytes: a binary stream (even an endless one) stops here.
+        if let Some(i) = chunk.iter().position(|&b| b == 0) {
+            return Err(Error::Invalid(format!(
+                "{}: line {number}, byte {}: NUL byte, this is not text",
+                path.display(),
+                line.len() + i
+            )));
+        }
         let room = max_bytes.saturating_sub(line.len());
         if chunk.len() > room {
             line.extend_from_slice(&chunk[..room]);
@@ -241,7 +249,7 @@ pub fn read_documents(
     opts: &TextOptions,
     mut emit: impl FnMut(Vec<String>) -> Result<()>,
 ) -> Result<FileSummary> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::error::open_input(path)?;
     let mut lines = Lines {
         reader: BufReader::with_capacity(1 << 16, file),
         path: path.to_path_buf(),
@@ -318,7 +326,7 @@ pub fn read_documents(
 /// Reads the first bytes of `path` to refuse binary files early and clearly.
 pub fn check_text_file(path: &Path) -> Result<()> {
     let mut head = [0u8; 8192];
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut f = crate::error::open_input(path)?;
     let n = f.read(&mut head).map_err(|e| Error::io(path, e))?;
     if let Some(i) = head[..n].iter().position(|&b| b == 0) {
         return Err(Error::Invalid(format!(

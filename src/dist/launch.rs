@@ -62,6 +62,13 @@ impl Launch {
             None => rank,
         };
         let master_addr = need("MASTER_ADDR")?;
+        // An empty or blank host (or one with spaces) never resolves: the rendezvous would
+        // retry it until the timeout.
+        if master_addr.trim().is_empty() || master_addr.trim().contains(char::is_whitespace) {
+            return Err(Error::Distributed(format!(
+                "MASTER_ADDR={master_addr:?} is not a host name or address"
+            )));
+        }
         let port = need("MASTER_PORT")?;
         let master_port = port
             .trim()
@@ -162,6 +169,8 @@ mod tests {
         assert!(with("RANK", "4").contains("RANK=4 is not below WORLD_SIZE=4"));
         assert!(with("RANK", "x").contains("RANK=\"x\""));
         assert!(with("MASTER_PORT", "0").contains("MASTER_PORT"));
+        assert!(with("MASTER_ADDR", "").contains("MASTER_ADDR=\"\""));
+        assert!(with("MASTER_ADDR", "  ").contains("MASTER_ADDR"));
         assert!(with("WORLD_SIZE", "0").contains("WORLD_SIZE=0"));
         assert!(with("DESTILA_DIST_TIMEOUT_S", "-1").contains("DESTILA_DIST_TIMEOUT_S"));
         for bad in ["inf", "1e300", "NaN", "0"] {

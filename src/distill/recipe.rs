@@ -748,7 +748,7 @@ impl Recipe {
     /// Reads a recipe and applies `KEY=VALUE` overrides (`losses.kd_mlm.weight=2.0`).
     pub fn from_file_with(path: impl AsRef<Path>, overrides: &[String]) -> Result<Recipe> {
         let path = path.as_ref();
-        let text = crate::error::read_to_string(path)?;
+        let text = crate::error::read_to_string_max(path, crate::error::MAX_CONFIG_BYTES)?;
         let r = Self::parse(&text, path, overrides)?;
         r.check_models()?;
         Ok(r)
@@ -868,22 +868,13 @@ impl Recipe {
         let inputs = self.inputs();
         crate::output::guard(&self.output, "output", &inputs)?;
         if let Some(t) = &self.teacher {
-            let caches: &[(&str, &Path, bool)] = &[
-                (
-                    "teacher.fit.cache",
-                    &t.fit.cache,
-                    t.heads == HeadPolicy::Fit,
-                ),
-                (
-                    "teacher.adapt.cache",
-                    &t.adapt.cache,
-                    t.heads == HeadPolicy::Adapt,
-                ),
+            // Checked whether or not this run uses them: a cache naming an input (the
+            // teacher's own folder) or the working directory is wrong either way.
+            let caches: &[(&str, &Path)] = &[
+                ("teacher.fit.cache", &t.fit.cache),
+                ("teacher.adapt.cache", &t.adapt.cache),
             ];
-            for (field, dir, used) in caches {
-                if !used {
-                    continue;
-                }
+            for (field, dir) in caches {
                 crate::output::guard(dir, field, &inputs)
                     .map_err(|e| Error::config(&self.path, *field, e.to_string()))?;
                 if dir.exists() && !dir.is_dir() {

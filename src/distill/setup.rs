@@ -156,7 +156,20 @@ fn claim_output(s: &Setup) -> Result<Vec<PathBuf>> {
         )));
     }
     if let (true, Some(last)) = (s.resume, existing.last()) {
-        let changed = recipe.changes_from(&ckpt::read_state(last)?.recipe);
+        let state = ckpt::read_state(last)?;
+        if state.step >= recipe.training.steps {
+            return Err(Error::config(
+                &recipe.path,
+                "training.steps",
+                format!(
+                    "{}, but {} is already at step {}: nothing to resume (raise training.steps to continue, or use --force to start over)",
+                    recipe.training.steps,
+                    last.display(),
+                    state.step
+                ),
+            ));
+        }
+        let changed = recipe.changes_from(&state.recipe);
         if !changed.is_empty() {
             return Err(Error::config(
                 &recipe.path,
