@@ -14,12 +14,13 @@ BIN := target/release/destila
 FIXTURES := target/fixtures
 PY := .venv/bin/python
 
-.PHONY: help setup build fixtures test lint demo bench clean
+.PHONY: help setup build fixtures test lint demo bench bench-ab clean
 
 help:
 	@echo "make demo   set up, build, and run the default demonstration"
 	@echo "make test   set up and run every test (plus fmt and clippy)"
 	@echo "make bench  side-by-side benchmarks against transformers"
+	@echo "make bench-ab  the pretraining A/B: labels vs soft targets (about an hour)"
 
 setup:
 	@scripts/setup.sh
@@ -46,6 +47,10 @@ demo: build
 
 bench: build
 	scripts/bench.sh
+
+# The pretraining A/B (about an hour on 2 cores once the adapted teacher is cached).
+bench-ab: build
+	scripts/pretraining_ab.sh
 
 clean:
 	cargo clean

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The default run: the real teacher on the walkthrough's example, then the default
-# distillation (recipes/demo.yaml): heads fitted onto the headless teacher (cached in
-# runs/demo/teacher-heads and .cache/heads), then a 3-layer student distilled on Jane
-# Austen, then measured against its own starting point on text from another domain.
+# distillation (recipes/demo.yaml): the headless teacher adapted to MLM and NSP (once:
+# cached in .cache/adapted, copied to runs/demo/teacher-adapted), then a 3-layer student
+# distilled on Jane Austen from its soft targets, the labels and its sentence embeddings,
+# then measured against its own starting point on text from another domain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -31,12 +32,20 @@ $BIN distill recipes/demo.yaml --force
 RUN=runs/demo
 echo
 echo "== Teacher, the student's starting point, and the student, on text from a domain"
-echo "   the run never saw (Australian news; human similarity judgements of Lee et al. 2005)"
-# The teacher with its fitted heads when the recipe fitted them (MLM/NSP metrics too).
+echo "   the run never saw (Australian news; human similarity judgements of Lee et al. 2005);"
+echo "   MLM and NSP on held-out text (Persuasion, State of the Union addresses 2015-2021)"
+# The adapted teacher (or the teacher with its fitted heads) when the recipe made one.
 EVAL_TEACHER=$TEACHER
 [ -f $RUN/teacher-heads/model.safetensors ] && EVAL_TEACHER=$RUN/teacher-heads
+[ -f $RUN/teacher-adapted/model.safetensors ] && EVAL_TEACHER=$RUN/teacher-adapted
 $BIN eval --teacher $EVAL_TEACHER --student $RUN/final --init $RUN/init \
-  --corpus .cache/eval/lee-background.txt --pairs .cache/eval/lee-pairs.csv --out $RUN/report
+  --corpus .cache/eval/lee-background.txt --pairs .cache/eval/lee-pairs.csv \
+  --heads-corpus data/austen/validation --heads-corpus .cache/corpora/sotu/validation \
+  --head-batches 16 --out $RUN/report
+echo
+echo "== The walkthrough's \"posto\" for each model: which keeps the two senses apart"
+echo "   (a lower contextual cosine of the word in its two sentences)"
+$BIN contrast $TEACHER $EVAL_TEACHER $RUN/init $RUN/final
 echo
 echo "== Export for transformers (f32 with heads), and an int8 copy"
 $BIN export $RUN/final --out $RUN/export --eval $RUN/report/eval.json --force
@@ -53,6 +62,7 @@ $BIN bench ladder --teacher $TEACHER --student $RUN/final --sentences .cache/eva
   --prune-corpus data/austen/train --out $RUN/ladder --iters 3
 echo
 echo "== Where things are"
+echo "teacher       $EVAL_TEACHER (adapted from $TEACHER; its curve: $EVAL_TEACHER/metrics.csv)"
 echo "report        $RUN/report/eval.json, eval.csv, bench.md, bench.csv"
 echo "plots         $RUN/loss.svg, $RUN/report/similarity.svg, $RUN/report/bench.svg"
 echo "student (HF)  $RUN/export   (transformers: AutoModel.from_pretrained(\"$RUN/export\"))"

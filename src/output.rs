@@ -29,12 +29,32 @@ struct Marker {
 
 fn read_marker(dir: &Path) -> Result<Marker> {
     let path = dir.join(MARKER);
-    match std::fs::read_to_string(&path) {
+    let m: Marker = match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| Error::Invalid(format!("{}: unreadable marker ({e})", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Marker::default()),
-        Err(e) => Err(Error::io(&path, e)),
+            .map_err(|e| Error::Invalid(format!("{}: unreadable marker ({e})", path.display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Marker::default()),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    // destila writes plain names of entries inside the folder; anything else (a path, `..`,
+    // an absolute path) was not written by destila, and nothing it names may be removed.
+    if let Some(bad) = m.entries.keys().find(|n| !plain_name(n)) {
+        return Err(Error::Invalid(format!(
+            "{}: lists {bad:?}, which is not a plain name inside the folder; destila did not write this marker, so it will not use the folder (remove the marker or choose another folder)",
+            path.display()
+        )));
     }
+    Ok(m)
+}
+
+/// A single path component naming an entry inside a folder (not `.`, `..`, empty, or with
+/// a separator).
+fn plain_name(n: &str) -> bool {
+    !n.is_empty()
+        && n != "."
+        && n != ".."
+        && !n.contains('/')
+        && !n.contains('\\')
+        && !n.contains('\0')
 }
 
 fn write_marker(dir: &Path, m: &Marker) -> Result<()> {

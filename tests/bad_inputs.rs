@@ -191,6 +191,23 @@ fn scratch() -> Scratch {
     std::fs::write(root.join("user/bench.md"), "my bench").unwrap();
     copy_dir(&tiny, &root.join("parent/ck"));
     std::fs::write(root.join("parent/readme.txt"), "my project").unwrap();
+    // A marker edited to list files outside its folder (a path, `..`, an absolute path).
+    std::fs::write(root.join("precious.txt"), "keep me").unwrap();
+    for (name, entry) in [
+        ("tampered-up", "../precious.txt".to_string()),
+        (
+            "tampered-abs",
+            root.join("precious.txt").display().to_string(),
+        ),
+        ("tampered-sub", "sub/../../precious.txt".to_string()),
+    ] {
+        std::fs::create_dir_all(root.join(name)).unwrap();
+        std::fs::write(
+            root.join(name).join(".destila-output.json"),
+            serde_json::json!({"entries": {entry: "init"}}).to_string(),
+        )
+        .unwrap();
+    }
     Scratch { _dir: dir, root }
 }
 
@@ -384,18 +401,18 @@ fn cases() -> Vec<Case> {
     add("embed {M} --input /dev/zero", "/dev/zero");
     add("embed {M} --input {D}", "a folder");
     add(
-        "eval --teacher {M} --student {M} --sentences /dev/zero --out {D}/ev",
+        "eval --teacher {M} --student {M} --corpus {D}/corpus.txt --sentences /dev/zero --out {D}/ev",
         "/dev/zero",
     );
     add(
-        "eval --teacher {M} --student {M} --pairs /dev/zero --out {D}/ev",
+        "eval --teacher {M} --student {M} --corpus {D}/corpus.txt --pairs /dev/zero --out {D}/ev",
         "/dev/zero",
     );
     add(
         "distill {R} --quiet --set data.train=[/dev/zero]",
         "/dev/zero",
     );
-    add("data stats /dev/zero", "/dev/zero");
+    add("data stats /dev/zero --tokenizer {M}", "/dev/zero");
     add("recipe check {R} --set a..b=1", "--set");
     add("recipe check {D}/missing.yaml", "missing.yaml");
     add("recipe check {D}/not-yaml.yaml", "not-yaml.yaml");
@@ -650,6 +667,23 @@ fn loss_cases() -> Vec<Case> {
         "did not write",
         user.clone(),
     );
+    for name in ["tampered-up", "tampered-abs", "tampered-sub"] {
+        add(
+            &format!("init {{D}}/{name} --config {{M}}/config.json --force"),
+            "not a plain name",
+            vec!["precious.txt"],
+        );
+        add(
+            &format!("export {{M}} --out {{D}}/{name} --force"),
+            "not a plain name",
+            vec!["precious.txt"],
+        );
+        add(
+            &format!("distill {{R}} --quiet --force --set output={{D}}/{name}"),
+            "not a plain name",
+            vec!["precious.txt"],
+        );
+    }
     add(
         "targets {R} --out {D}/user --quiet --force",
         "did not write",

@@ -785,5 +785,5 @@ fn recipe_errors_name_the_file_and_field() {
     .to_string();
     assert!(e.contains("data.documents") && e.contains("pages"), "{e}");
     let r = Recipe::from_file(root().join("recipes/demo.yaml")).unwrap();
-    assert_eq!(r.data.max_seq_len, 64);
+    assert_eq!(r.data.max_seq_len, 128);
 }

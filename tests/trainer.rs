@@ -128,10 +128,12 @@ fn nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let t = tiny_teacher(&dir.path().join("teacher"), 2, 32, 4, Heads::ALL);
     let body = SMALL
-        .replace("learning_rate: 0.002", "learning_rate: 1.0e+30")
         .replace("checkpoint_every: 10", "checkpoint_every: 1")
         .replace("warmup_steps: 2", "warmup_steps: 0");
-    let r = recipe(dir.path(), &t, &body);
+    let mut r = recipe(dir.path(), &t, &body);
+    // A learning rate a recipe may not ask for (validation refuses it), set behind its back
+    // to drive the loss to NaN: the trainer's own guard must stop the run.
+    r.optimizer.learning_rate = 1.0e30;
     let e = run(&r, &quiet()).expect_err("must stop").to_string();
     assert!(
         e.contains("step ") && (e.contains("loss component") || e.contains("gradient norm")),
@@ -250,6 +252,18 @@ fn existing_checkpoints_need_resume_or_force() {
     let mut longer = r.clone();
     longer.training.steps = 3;
     run(&longer, &resume).unwrap();
+    // Resuming to fewer steps than the run has done is refused before any work: no rows
+    // appended out of order, final/ untouched.
+    let metrics = std::fs::read_to_string(r.output.join("metrics.csv")).unwrap();
+    let e = run(&r, &resume).err().unwrap().to_string();
+    assert!(
+        e.contains("training.steps") && e.contains("already at step 3"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.output.join("metrics.csv")).unwrap(),
+        metrics
+    );
     // A user's file in the run folder: the run refuses it, even with --force, and the
     // file survives; --force removes only the run's own entries.
     std::fs::write(r.output.join("notes.txt"), "mine").unwrap();
@@ -413,6 +427,10 @@ fn the_demo_recipe_runs_end_to_end_in_short() {
             ),
             "--set",
             "teacher.adapt.steps=4",
+            // Four steps of fresh heads at the recipe's rate would shake the encoder without
+            // teaching it anything; this short run checks the path, at a gentle rate.
+            "--set",
+            "teacher.adapt.learning_rate=0.00001",
             "--set",
             "teacher.adapt.batch_size=8",
             "--set",
@@ -465,10 +483,13 @@ fn the_demo_recipe_runs_end_to_end_in_short() {
     // Even this short run leaves a student better than its starting point (the layer copy
     // the run saved in init/) on text from a domain it never saw, and no worse on the human
     // judgements of that domain.
+    // Against the run's teacher, the adapted one (as the demo measures it).
+    let adapted = dir.path().join("demo/teacher-adapted");
+    assert!(adapted.join("model.safetensors").is_file());
     let eval_dir = root().join(".cache/eval");
     let out = common::destila()
         .args(["eval", "--device", "cpu", "--max-sentences", "120"])
-        .args(["--teacher", common::teacher().to_str().unwrap()])
+        .args(["--teacher", adapted.to_str().unwrap()])
         .args(["--student", dir.path().join("demo/final").to_str().unwrap()])
         .args([
             "--corpus",

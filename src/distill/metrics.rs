@@ -130,7 +130,7 @@ impl Metrics {
 }
 
 fn read_rows(path: &Path) -> Result<Vec<Vec<String>>> {
-    let mut r = csv::Reader::from_path(path).map_err(|e| csv_err(path, e))?;
+    let mut r = csv::Reader::from_reader(crate::error::open_input(path)?);
     r.records()
         .map(|rec| {
             rec.map(|x| x.iter().map(String::from).collect())
@@ -177,6 +177,9 @@ pub fn plot(metrics: &Path, out: &Path, title: &str) -> Result<()> {
     crate::plot::write(out, &svg)
 }
 
+/// A run's name and its (step, value) points.
+pub type Curve = (String, Vec<(f64, f64)>);
+
 /// One column of several runs' metrics (`split` rows) against steps, a line per run, into
 /// an SVG file: the runs of an A/B compared on one chart. `runs` are (name, metrics.csv).
 /// A column a run has no value of is an error naming the run.
@@ -185,7 +188,7 @@ pub fn compare_plot(
     split: &str,
     column: &str,
     out: &Path,
-) -> Result<Vec<(String, Vec<(f64, f64)>)>> {
+) -> Result<Vec<Curve>> {
     use crate::plot::{Mark, Series, COLORS};
     if !COLUMNS.contains(&column) {
         return Err(Error::Invalid(format!(

@@ -791,11 +791,9 @@ impl Recipe {
                 ),
             );
         }
-        if let Some(t) = self
-            .teacher
-            .as_ref()
-            .filter(|t| t.heads == HeadPolicy::Adapt)
-        {
+        // The adapt settings are checked even when this run does not adapt (a wrong value
+        // is wrong either way, and `heads: adapt` may be set later with --set).
+        if let Some(t) = &self.teacher {
             if let Some(n) = t
                 .adapt
                 .train_layers
@@ -1242,16 +1240,14 @@ impl Recipe {
                 "empty: name the folder adapted teachers are kept in".into(),
             );
         }
-        if t.heads == HeadPolicy::Adapt {
-            if self.job != Job::Distill {
-                return err(
-                    "teacher.heads",
-                    format!(
-                        "adapt: only a distill job adapts its teacher (this is a {} job)",
-                        serde_yaml::to_string(&self.job).unwrap_or_default().trim()
-                    ),
-                );
-            }
+        if t.heads == HeadPolicy::Adapt && self.job != Job::Distill {
+            return err(
+                "teacher.heads",
+                format!(
+                    "adapt: only a distill job adapts its teacher (this is a {} job)",
+                    serde_yaml::to_string(&self.job).unwrap_or_default().trim()
+                ),
+            );
         }
         Ok(())
     }

@@ -157,18 +157,6 @@ fn claim_output(s: &Setup) -> Result<Vec<PathBuf>> {
     }
     if let (true, Some(last)) = (s.resume, existing.last()) {
         let state = ckpt::read_state(last)?;
-        if state.step >= recipe.training.steps {
-            return Err(Error::config(
-                &recipe.path,
-                "training.steps",
-                format!(
-                    "{}, but {} is already at step {}: nothing to resume (raise training.steps to continue, or use --force to start over)",
-                    recipe.training.steps,
-                    last.display(),
-                    state.step
-                ),
-            ));
-        }
         let changed = recipe.changes_from(&state.recipe);
         if !changed.is_empty() {
             return Err(Error::config(
@@ -178,6 +166,18 @@ fn claim_output(s: &Setup) -> Result<Vec<PathBuf>> {
                     "differs from the recipe {} was made with: {}; only training.steps may change on --resume (use --force to start over)",
                     last.display(),
                     changed.join(", ")
+                ),
+            ));
+        }
+        if state.step >= recipe.training.steps {
+            return Err(Error::config(
+                &recipe.path,
+                "training.steps",
+                format!(
+                    "{}, but {} is already at step {}: nothing to resume (raise training.steps to continue, or use --force to start over)",
+                    recipe.training.steps,
+                    last.display(),
+                    state.step
                 ),
             ));
         }

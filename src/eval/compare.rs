@@ -159,8 +159,10 @@ fn read_sentences(path: &Path) -> Result<Vec<String>> {
 
 /// Reads `text_a,text_b,score` (with that header).
 pub fn read_pairs(path: &Path) -> Result<Vec<(String, String, f64)>> {
-    let mut r = csv::Reader::from_path(path)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    // Read through the checked opener (a device such as /dev/zero is refused, not read
+    // forever), and no more than a pairs file can hold.
+    let f = crate::error::open_input(path)?;
+    let mut r = csv::Reader::from_reader(std::io::Read::take(f, 1 << 30));
     let headers = r
         .headers()
         .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?
