@@ -343,7 +343,23 @@ fn cached_heads(dir: &Path, key: &serde_json::Value) -> std::result::Result<(), 
     }
 }
 
-/// Copies the files of folder `from` to `to` (under a temporary name, then renamed).
+/// Copies the files and sub-folders of `from` into the existing folder `to` (a
+/// sentence-transformers model keeps its modules in sub-folders such as `1_Pooling/`).
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+        let entry = entry.map_err(|e| Error::io(from, e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            std::fs::create_dir_all(&dst).map_err(|e| Error::io(&dst, e))?;
+            copy_tree(&src, &dst)?;
+        } else if src.is_file() {
+            std::fs::copy(&src, &dst).map_err(|e| Error::io(&dst, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies folder `from` to `to` (under a temporary name, then renamed).
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     let parent = to.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -351,13 +367,7 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
-        let entry = entry.map_err(|e| Error::io(from, e))?;
-        if entry.path().is_file() {
-            let dst = tmp.join(entry.file_name());
-            std::fs::copy(entry.path(), &dst).map_err(|e| Error::io(&dst, e))?;
-        }
-    }
+    copy_tree(from, &tmp)?;
     let _ = std::fs::remove_dir_all(to);
     std::fs::rename(&tmp, to).map_err(|e| Error::io(to, e))
 }
