@@ -396,6 +396,11 @@ fn cases() -> Vec<Case> {
     add("recipe check {R} --set noequals", "--set");
     // Files that are not files: devices and folders, refused before reading (no hang, no
     // memory growth).
+    // Checked even when the models lack the heads that would read it.
+    add(
+        "eval --teacher {M} --student {M} --heads-corpus /dev/zero --out {D}/ev",
+        "/dev/zero",
+    );
     add("recipe check /dev/zero", "/dev/zero");
     add("init {D}/fresh --config /dev/zero", "/dev/zero");
     add("embed {M} --input /dev/zero", "/dev/zero");

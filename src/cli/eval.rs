@@ -59,6 +59,11 @@ pub fn eval(a: Eval) -> Result<()> {
         device: destila::device::parse(&a.device)?,
         ..Default::default()
     };
+    // Every text file given is checked before any work, whether or not the models have
+    // the heads that read it (a wrong path is never ignored in silence).
+    for f in destila::data::corpus::expand(&opts.heads_corpus)? {
+        destila::error::open_input(&f)?;
+    }
     let init = destila::eval::baseline::resolve_init(&a.student, a.init, a.no_init)?;
     let mut inputs = vec![a.teacher.clone(), a.student.clone()];
     inputs.extend(init.clone());
