@@ -1,0 +1,108 @@
+//! Reading a recipe: the YAML file, `--set a.b.c=value` overrides applied to its tree, then
+//! deserialising (unknown keys refused, serde's enum messages made plain) and validating.
+
+use std::path::Path;
+
+use super::Recipe;
+use crate::error::{Error, Result};
+
+/// serde's messages for the enums that take more than one form name its internals
+/// ("untagged enum Init"); a user needs the forms the field allows.
+fn plain_enum_message(msg: String) -> String {
+    let forms = [
+        (
+            "enum Init",
+            "expected random, from-teacher, or {checkpoint: DIR, projection: keep | drop}",
+        ),
+        (
+            "enum Scheduled",
+            "expected a number, or {start: NUMBER, end: NUMBER} (a linear schedule over the run)",
+        ),
+        (
+            "enum LayerChoice",
+            "expected uniform, or a list of teacher layer indices",
+        ),
+    ];
+    for (name, text) in forms {
+        if msg.contains(name) {
+            return text.to_string();
+        }
+    }
+    if msg.contains("do not support enum input") || msg.contains("Value::Tagged") {
+        return "a YAML tag (!name) is not a value here: write the value plainly".to_string();
+    }
+    msg
+}
+
+/// Sets `a.b.c` to a YAML scalar in `doc`, creating maps on the way.
+fn set_path(
+    doc: &mut serde_yaml::Value,
+    key: &str,
+    value: &str,
+) -> std::result::Result<(), String> {
+    let parsed: serde_yaml::Value =
+        serde_yaml::from_str(value).map_err(|e| format!("value {value:?}: {e}"))?;
+    let mut node = doc;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if part.is_empty() {
+            return Err(format!("{key:?} has an empty part"));
+        }
+        if node.is_null() {
+            *node = serde_yaml::Value::Mapping(Default::default());
+        }
+        let map = node
+            .as_mapping_mut()
+            .ok_or_else(|| format!("{} is not a section", parts[..i].join(".")))?;
+        let k = serde_yaml::Value::String(part.to_string());
+        if i == parts.len() - 1 {
+            map.insert(k, parsed);
+            return Ok(());
+        }
+        node = map.entry(k).or_insert(serde_yaml::Value::Null);
+    }
+    Ok(())
+}
+
+impl Recipe {
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Recipe> {
+        Self::from_file_with(path, &[])
+    }
+
+    /// Reads a recipe and applies `KEY=VALUE` overrides (`losses.kd_mlm.weight=2.0`).
+    pub fn from_file_with(path: impl AsRef<Path>, overrides: &[String]) -> Result<Recipe> {
+        let path = path.as_ref();
+        let text = crate::error::read_to_string_max(path, crate::error::MAX_CONFIG_BYTES)?;
+        let r = Self::parse(&text, path, overrides)?;
+        r.check_models()?;
+        Ok(r)
+    }
+
+    pub fn from_str(text: &str, path: &Path) -> Result<Recipe> {
+        Self::parse(text, path, &[])
+    }
+
+    pub(crate) fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Recipe> {
+        let mut doc: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| Error::config(path, "(YAML)", e.to_string()))?;
+        for o in overrides {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| Error::config(path, "--set", format!("{o:?} is not KEY=VALUE")))?;
+            set_path(&mut doc, k.trim(), v.trim())
+                .map_err(|m| Error::config(path, format!("--set {k}"), m))?;
+        }
+        let mut r: Recipe = serde_path_to_error::deserialize(doc).map_err(|e| {
+            let field = e.path().to_string();
+            let field = if field == "." {
+                "(top level)".to_string()
+            } else {
+                field
+            };
+            Error::config(path, field, plain_enum_message(e.into_inner().to_string()))
+        })?;
+        r.path = path.to_path_buf();
+        r.validate()?;
+        Ok(r)
+    }
+}
