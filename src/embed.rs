@@ -16,6 +16,8 @@ pub struct Embedder {
     pub tokenizer: BertTokenizer,
     /// The folder's sentence-transformers modules, when it has them.
     pub modules: Option<crate::sentence::Modules>,
+    /// The folder it was opened from.
+    pub dir: std::path::PathBuf,
 }
 
 impl Embedder {
@@ -52,6 +54,7 @@ impl Embedder {
             model,
             tokenizer,
             modules,
+            dir: dir.to_path_buf(),
         })
     }
 
@@ -88,6 +91,13 @@ impl Embedder {
                 Pooling::Cls => last.select(1, 0),
                 Pooling::Mean => mean_pool(&last, &batch.attention_mask),
             };
+            if !bool::try_from(pooled.isfinite().all())? {
+                return Err(Error::Invalid(format!(
+                    "{}: the sentence embeddings of {:?} are not finite (NaN or infinity): the model's weights overflow float32 arithmetic",
+                    self.dir.display(),
+                    chunk[0].chars().take(60).collect::<String>()
+                )));
+            }
             out.push(pooled.to_device(Device::Cpu));
         }
         if out.is_empty() {

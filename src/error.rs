@@ -137,14 +137,13 @@ pub fn open_input(path: impl AsRef<Path>) -> Result<std::fs::File> {
 /// so a reader (or a crash) never sees a half-written file.
 pub fn write_atomic(path: impl AsRef<Path>, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let path = path.as_ref();
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Invalid(format!("{}: not a file path", path.display())))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    if path.file_name().is_none() {
+        return Err(Error::Invalid(format!(
+            "{}: not a file path",
+            path.display()
+        )));
+    }
+    let tmp = crate::output::temp_file(path);
     let result = write(&tmp).and_then(|()| {
         let f = std::fs::File::open(&tmp).map_err(|e| Error::io(&tmp, e))?;
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;

@@ -87,8 +87,9 @@ fn model_card(
     eval: Option<&serde_json::Value>,
 ) -> String {
     let mut card = format!(
-        "---\nlibrary_name: transformers\ntags: [bert, distillation, destila]\n---\n\n# {}\n\nA BERT encoder exported by destila from `{}`.\n\n\
+        "---\nlibrary_name: {}\ntags: [bert, distillation, destila]\n---\n\n# {}\n\nA BERT encoder exported by destila from `{}`.\n\n\
          | | |\n|---|---|\n| architecture | {} |\n| layers x hidden | {} x {} ({} heads, intermediate {}, {}) |\n| parameters | {} |\n| weights | {}{} |\n",
+        if s.int8 { "destila" } else { "transformers" },
         s.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         checkpoint.display(),
         s.architecture,
@@ -139,7 +140,11 @@ fn model_card(
             card += &format!("| {k} | {v:.4} |\n");
         }
     }
-    card += "\n## Use\n\n```python\nfrom transformers import AutoModel, AutoTokenizer\nmodel = AutoModel.from_pretrained(PATH)\ntokenizer = AutoTokenizer.from_pretrained(PATH)\n```\n";
+    card += if s.int8 {
+        "\n## Use\n\nThis folder is read by destila only (`destila embed PATH`, `destila eval`, `destila bench`): its weights are int8 per output row in `model.int8.safetensors` and its `model_type` is `destila-int8-bert`, so transformers and sentence-transformers refuse it rather than load an encoder with random weights. For them, export without `--quantize` (or `--format onnx --quantize int8` for onnxruntime).\n"
+    } else {
+        "\n## Use\n\n```python\nfrom transformers import AutoModel, AutoTokenizer\nmodel = AutoModel.from_pretrained(PATH)\ntokenizer = AutoTokenizer.from_pretrained(PATH)\n```\n"
+    };
     card
 }
 
@@ -201,6 +206,9 @@ fn config_json(model: &Model, heads: Heads, opts: &ExportOptions) -> String {
     map.insert("torch_dtype".into(), dtype_name(opts.dtype).into());
     map.remove("_name_or_path");
     if opts.int8 {
+        // transformers refuses a model_type it does not know (AutoConfig, and so
+        // AutoModel and sentence-transformers), rather than load random weights.
+        map.insert("model_type".into(), bert::weights::INT8_MODEL_TYPE.into());
         map.insert(
             "destila_quantization".into(),
             serde_json::json!({"method": "int8, symmetric, per output row (linear weights and the word embeddings)", "tensors": "NAME.qweight (int8) and NAME.qscale (f32)"}),
@@ -258,7 +266,11 @@ fn write_export(checkpoint: &Path, tmp: &Path, opts: &ExportOptions) -> Result<E
         heads.nsp = false;
     }
     let (named, params) = tensors(&model, heads, opts);
-    let weights = tmp.join("model.safetensors");
+    let weights = tmp.join(if opts.int8 {
+        bert::weights::INT8_WEIGHTS
+    } else {
+        "model.safetensors"
+    });
     Tensor::write_safetensors(&named, &weights)
         .map_err(|e| Error::checkpoint(&weights, e.to_string()))?;
     let config = tmp.join("config.json");

@@ -150,6 +150,15 @@ pub fn guard(dir: &Path, what: &str, inputs: &[PathBuf]) -> Result<()> {
             continue;
         }
         let i = resolve(input);
+        let holds_cwd = std::env::current_dir().is_ok_and(|c| resolve(&c).starts_with(&i));
+        if out.starts_with(&i) && out != i && i.is_dir() && !holds_cwd {
+            // Written into an input folder, the output would become input of the next run
+            // over it (a corpus, a checkpoint).
+            return refuse(format!(
+                "it is inside an input of this run ({})",
+                input.display()
+            ));
+        }
         if i.starts_with(&out) {
             return refuse(if i == out {
                 format!("it is an input of this run ({})", input.display())
@@ -224,6 +233,13 @@ fn remove_own(dir: &Path, command: &str, keep: &[&str]) -> Result<()> {
         .filter(|(n, c)| c.as_str() == command && !keep.contains(&n.as_str()))
         .map(|(n, _)| n.clone())
         .collect();
+    // Nothing goes unless nothing under it is somebody else's.
+    for name in &own {
+        let p = dir.join(name);
+        if p.is_dir() && !p.is_symlink() {
+            refuse_deep(&p)?;
+        }
+    }
     for name in &own {
         let p = dir.join(name);
         let r = if p.is_dir() && !p.is_symlink() {
@@ -238,6 +254,7 @@ fn remove_own(dir: &Path, command: &str, keep: &[&str]) -> Result<()> {
         }
         m.entries.remove(name);
     }
+    clean_stale(dir);
     if m.entries.is_empty() && entries(dir)?.is_empty() {
         let _ = std::fs::remove_file(dir.join(MARKER));
         std::fs::remove_dir(dir).map_err(|e| Error::io(dir, e))?;
@@ -245,6 +262,221 @@ fn remove_own(dir: &Path, command: &str, keep: &[&str]) -> Result<()> {
         write_marker(dir, &m)?;
     }
     Ok(())
+}
+
+/// The prefix of every temporary name destila makes: `.destila-tmp-{name}-{token}`.
+pub const TMP_PREFIX: &str = ".destila-tmp-";
+/// Inside a temporary folder: the process id that is writing it.
+const OWNER: &str = ".destila-tmp-owner";
+/// The suffix of a temporary file's name (`.destila-tmp-{name}-{pid}.part`).
+const PART: &str = ".part";
+
+fn pid_alive(pid: u32) -> bool {
+    if pid == std::process::id() || !Path::new("/proc/self").exists() {
+        // Where processes cannot be looked up, nothing counts as abandoned.
+        return true;
+    }
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The process that made temporary entry `p`, as recorded by destila: a folder's owner
+/// file, or a file name's `-{pid}.part` ending. None: not one of destila's temporaries.
+fn tmp_owner(p: &Path, name: &str) -> Option<u32> {
+    if !name.starts_with(TMP_PREFIX) {
+        return None;
+    }
+    if p.is_dir() && !p.is_symlink() {
+        crate::error::read_to_string_max(p.join(OWNER), 64)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    } else {
+        name.strip_suffix(PART)?.rsplit('-').next()?.parse().ok()
+    }
+}
+
+/// Removes, from `parent`, destila's temporary entries whose process has gone (a run
+/// killed while it wrote): only names with destila's prefix and an owner it recorded.
+pub fn clean_stale(parent: &Path) {
+    let Ok(rd) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let p = e.path();
+        if tmp_owner(&p, &name).is_some_and(|pid| !pid_alive(pid)) {
+            let _ = if p.is_dir() && !p.is_symlink() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
+}
+
+fn parent_and_name(target: &Path) -> (PathBuf, String) {
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    (parent, name)
+}
+
+/// A fresh temporary file name beside `target` for this process
+/// (`.destila-tmp-{name}-{pid}.part`), after removing the ones killed runs left there.
+pub fn temp_file(target: &Path) -> PathBuf {
+    let (parent, name) = parent_and_name(target);
+    clean_stale(&parent);
+    parent.join(format!("{TMP_PREFIX}{name}-{}{PART}", std::process::id()))
+}
+
+/// Makes a new, empty temporary folder beside `target` with a name no entry has
+/// (`.destila-tmp-{name}-{token}-{n}`; the token is this process's id, or under torchrun
+/// one every rank shares) and this process's id inside, so that a later run may remove it
+/// if this one is killed. An existing entry is never reused or removed.
+pub fn temp_dir(target: &Path) -> Result<PathBuf> {
+    let (parent, name) = parent_and_name(target);
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    clean_stale(&parent);
+    let token = run_token();
+    for n in 0..1000 {
+        let tmp = parent.join(format!("{TMP_PREFIX}{name}-{token}-{n}"));
+        match std::fs::create_dir(&tmp) {
+            Ok(()) => {
+                let owner = tmp.join(OWNER);
+                std::fs::write(&owner, std::process::id().to_string())
+                    .map_err(|e| Error::io(&owner, e))?;
+                return Ok(tmp);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io(&tmp, e)),
+        }
+    }
+    Err(Error::Invalid(format!(
+        "{}: no free temporary name beside it",
+        target.display()
+    )))
+}
+
+/// This process's id, or, in a data-parallel run, a token every rank derives alike from
+/// the launch variables (rank 0 makes the folder, every rank writes into it).
+fn run_token() -> String {
+    let world: usize = std::env::var("WORLD_SIZE")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1);
+    if world <= 1 {
+        return std::process::id().to_string();
+    }
+    let launch: Vec<String> = [
+        "MASTER_ADDR",
+        "MASTER_PORT",
+        "TORCHELASTIC_RUN_ID",
+        "WORLD_SIZE",
+    ]
+    .iter()
+    .map(|v| std::env::var(v).unwrap_or_default())
+    .collect();
+    format!(
+        "run{}",
+        &crate::digest::text_sha256(&launch.join("\n"))[..12]
+    )
+}
+
+/// Records every entry of `dir`, and of each folder under it, as written by `command`.
+pub fn mark_tree(dir: &Path, command: &str) -> Result<()> {
+    let mut m = Marker::default();
+    for name in entries(dir)? {
+        let p = dir.join(&name);
+        if p.is_dir() && !p.is_symlink() {
+            mark_tree(&p, command)?;
+        }
+        m.entries.insert(name, command.to_string());
+    }
+    write_marker(dir, &m)
+}
+
+/// The files under `dir` that destila did not write: entries its markers do not list,
+/// at every depth (a folder without a marker, from an older destila, counts as its own).
+fn foreign_deep(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.join(MARKER).is_file() {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<PathBuf> = foreign(dir)?.into_iter().map(|n| dir.join(n)).collect();
+    for name in entries(dir)? {
+        let p = dir.join(&name);
+        if p.is_dir() && !p.is_symlink() && !out.contains(&p) {
+            out.extend(foreign_deep(&p)?);
+        }
+    }
+    Ok(out)
+}
+
+fn refuse_deep(dir: &Path) -> Result<()> {
+    let found = foreign_deep(dir)?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = found.iter().map(|p| p.display().to_string()).collect();
+    Err(Error::Invalid(format!(
+        "{}: destila wrote this folder, but not {}; move that away first: destila never removes files it did not write",
+        dir.display(),
+        list(&names)
+    )))
+}
+
+/// Removes a folder destila wrote (a checkpoint, an old `final/`) after checking that
+/// nothing under it is somebody else's, and drops it from its parent's marker.
+pub fn remove_dir_own(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    refuse_deep(dir)?;
+    std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let (parent, name) = parent_and_name(dir);
+    let mut m = read_marker(&parent)?;
+    if m.entries.remove(&name).is_some() {
+        write_marker(&parent, &m)?;
+    }
+    Ok(())
+}
+
+/// Moves the finished temporary folder `tmp` (from [`temp_dir`]) into place as `target`,
+/// every entry marked as `command`'s; an earlier `target` is replaced only when nothing
+/// under it is somebody else's. The parent's marker lists `target` too.
+pub fn commit_dir(tmp: &Path, target: &Path, command: &str) -> Result<()> {
+    let _ = std::fs::remove_file(tmp.join(OWNER));
+    mark_tree(tmp, command)?;
+    remove_dir_own(target)?;
+    std::fs::rename(tmp, target).map_err(|e| Error::io(target, e))?;
+    let (parent, name) = parent_and_name(target);
+    let mut m = read_marker(&parent)?;
+    if m.entries.get(&name).map(String::as_str) != Some(command) {
+        m.entries.insert(name, command.to_string());
+        write_marker(&parent, &m)?;
+    }
+    Ok(())
+}
+
+/// Writes a folder through [`temp_dir`] and [`commit_dir`]; the temporary folder goes if
+/// `write` fails.
+pub fn write_dir(
+    target: &Path,
+    command: &str,
+    write: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    let tmp = temp_dir(target)?;
+    let r = write(&tmp).and_then(|()| commit_dir(&tmp, target, command));
+    if r.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    r
 }
 
 /// A whole-folder output (`export`, `targets`, `init`): checked before any work, written
@@ -273,9 +505,23 @@ impl Folder {
     }
 
     /// (Re)creates the empty temporary folder (one process of a data-parallel run does it).
+    /// An entry of that name is never removed (only one a killed destila run left).
     pub fn create(&self) -> Result<()> {
-        let _ = std::fs::remove_dir_all(&self.tmp);
-        std::fs::create_dir_all(&self.tmp).map_err(|e| Error::io(&self.tmp, e))
+        let (parent, _) = parent_and_name(&self.tmp);
+        clean_stale(&parent);
+        match std::fs::create_dir(&self.tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Invalid(format!(
+                    "{}: exists (another destila process writing {} now?)",
+                    self.tmp.display(),
+                    self.dir.display()
+                )))
+            }
+            Err(e) => return Err(Error::io(&self.tmp, e)),
+        }
+        let owner = self.tmp.join(OWNER);
+        std::fs::write(&owner, std::process::id().to_string()).map_err(|e| Error::io(&owner, e))
     }
 
     /// The checks of [`Folder::claim`], creating nothing.
@@ -288,6 +534,17 @@ impl Folder {
     ) -> Result<Folder> {
         guard(dir, what, inputs)?;
         refuse_foreign(dir, command, &foreign(dir)?)?;
+        if dir.is_dir() {
+            // A whole-folder output replaces only its own kind: another command's output
+            // (an `init` folder given to `export`) is not this command's to remove.
+            let m = read_marker(dir)?;
+            if let Some((name, other)) = m.entries.iter().find(|(_, c)| c.as_str() != command) {
+                return Err(Error::Invalid(format!(
+                    "{what} {}: holds the output of destila {other} ({name}), not of {command}; choose another folder",
+                    dir.display()
+                )));
+            }
+        }
         if dir.exists() && !entries(dir)?.is_empty() && !force {
             return Err(Error::Invalid(format!(
                 "{}: already holds an earlier destila {command} output (use --force to replace it)",
@@ -303,7 +560,7 @@ impl Folder {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = parent.join(format!(".destila-tmp-{name}"));
+        let tmp = parent.join(format!("{TMP_PREFIX}{name}-{}", run_token()));
         Ok(Folder {
             dir: dir.to_path_buf(),
             tmp,
@@ -315,11 +572,8 @@ impl Folder {
     /// Moves what was written under the temporary name into place, replacing only this
     /// command's own earlier output.
     pub fn commit(self) -> Result<PathBuf> {
-        let mut m = Marker::default();
-        for name in entries(&self.tmp)? {
-            m.entries.insert(name, self.command.clone());
-        }
-        write_marker(&self.tmp, &m)?;
+        let _ = std::fs::remove_file(self.tmp.join(OWNER));
+        mark_tree(&self.tmp, &self.command)?;
         if self.dir.exists() {
             // Checked again: somebody may have written there since the claim.
             refuse_foreign(&self.dir, &self.command, &foreign(&self.dir)?)?;

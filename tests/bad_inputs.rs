@@ -142,6 +142,51 @@ fn scratch() -> Scratch {
         destila::bert::save(&m, root.join("nan")).unwrap();
         destila::distill::checkpoint::copy_tokenizer(&tiny, &root.join("nan")).unwrap();
     }
+    // A finite but huge weight (3e38): float32 arithmetic overflows.
+    {
+        tch::manual_seed(4);
+        let m = destila::bert::Model::random(&tiny_config(30522), Heads::ALL, tch::Device::Cpu);
+        tch::no_grad(|| {
+            for (name, mut v) in m.vs.variables() {
+                if name.ends_with("layer.0.output.dense.weight") {
+                    let _ = v.fill_(3e38);
+                }
+            }
+        });
+        destila::bert::save(&m, root.join("huge-weight")).unwrap();
+        destila::distill::checkpoint::copy_tokenizer(&tiny, &root.join("huge-weight")).unwrap();
+    }
+    for (name, edit) in [
+        (
+            "config-init-range.json",
+            Box::new(|v: &mut serde_json::Value| v["initializer_range"] = 1e30.into())
+                as Box<dyn FnOnce(&mut serde_json::Value)>,
+        ),
+        (
+            "config-10b.json",
+            Box::new(|v: &mut serde_json::Value| {
+                v["num_hidden_layers"] = 48.into();
+                v["hidden_size"] = 4096.into();
+                v["num_attention_heads"] = 32.into();
+                v["intermediate_size"] = 16384.into();
+            }),
+        ),
+        (
+            "config-deep.json",
+            Box::new(|v: &mut serde_json::Value| v["num_hidden_layers"] = 10_000_000.into()),
+        ),
+    ] {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(tiny.join("config.json")).unwrap())
+                .unwrap();
+        edit(&mut v);
+        std::fs::write(root.join(name), v.to_string()).unwrap();
+    }
+    std::fs::write(
+        root.join("same-sentences.txt"),
+        "the same sentence.\n".repeat(50),
+    )
+    .unwrap();
     let (train, _) = common::corpus(&root);
     std::fs::rename(train, root.join("corpus.txt")).unwrap();
     std::fs::write(root.join("empty.txt"), "").unwrap();
@@ -189,6 +234,8 @@ fn scratch() -> Scratch {
     std::fs::write(root.join("user/notes.txt"), "do not delete").unwrap();
     std::fs::write(root.join("user/eval.json"), "{\"mine\": true}").unwrap();
     std::fs::write(root.join("user/bench.md"), "my bench").unwrap();
+    std::fs::create_dir_all(root.join("notes")).unwrap();
+    std::fs::write(root.join("notes/notes.txt"), "do not delete").unwrap();
     copy_dir(&tiny, &root.join("parent/ck"));
     std::fs::write(root.join("parent/readme.txt"), "my project").unwrap();
     // A marker edited to list files outside its folder (a path, `..`, an absolute path).
@@ -225,6 +272,7 @@ fn expand(s: &str, root: &Path) -> String {
 
 fn cases() -> Vec<Case> {
     let mut v = Vec::new();
+    let mut forms = Vec::new();
     let mut add = |args: &str, expect: &str| v.push(case(args, expect));
 
     // --threads, on any command.
@@ -394,6 +442,47 @@ fn cases() -> Vec<Case> {
         add(&format!("distill {{R}} --quiet --set {set}"), expect);
     }
     add("recipe check {R} --set noequals", "--set");
+    // Results that would not be finite, and shapes that do not fit.
+    add("embed {D}/huge-weight hello", "not finite");
+    add(
+        "init {D}/out-range --config {D}/config-init-range.json",
+        "initializer_range",
+    );
+    add(
+        "init {D}/out-10b --config {D}/config-10b.json",
+        "memory available",
+    );
+    add(
+        "init {D}/out-deep --config {D}/config-deep.json",
+        "num_hidden_layers",
+    );
+    add(
+        "eval --teacher {M} --student {M} --no-init --sentences {D}/same-sentences.txt",
+        "distinct",
+    );
+    // Fields that take more than one form list the forms (not serde's enum names).
+    for (set, want) in [
+        ("student.init=bogus", "from-teacher"),
+        ("student.init={checkpoint: 3, x: 1}", "from-teacher"),
+        ("losses.temperature=abc", "start: NUMBER"),
+        ("losses.temperature={start: 1}", "start: NUMBER"),
+        ("student.teacher_layers={a: 1}", "uniform"),
+        ("student.init=!foo x", "YAML tag"),
+    ] {
+        let args = vec![
+            "recipe".to_string(),
+            "check".into(),
+            "{R}".into(),
+            "--set".into(),
+            set.into(),
+        ];
+        forms.push(Case {
+            args,
+            env: Vec::new(),
+            expect: want.into(),
+            keep: Vec::new(),
+        });
+    }
     // Files that are not files: devices and folders, refused before reading (no hang, no
     // memory growth).
     // Checked even when the models lack the heads that would read it.
@@ -571,6 +660,35 @@ fn cases() -> Vec<Case> {
     add("bench step {M} --iters 0", "--iters");
     add("bench step {M} --seq-len 32 --dtype f8", "--dtype");
     add("bench step {M} --seq-len 1000", "max_position_embeddings");
+    // Settings that would be ignored are refused.
+    add("bench step {M} --seq-len 2", "--seq-len");
+    add("targets {R} --out {D}/tg --train-batches 0", "--train-batches");
+    add("targets {R} --out {D}/tg --train-batches=-1", "--train-batches");
+    add(
+        "bench forward {T} --mlm all --seq-len 16 --iters 1",
+        "--mlm",
+    );
+    add(
+        "bench forward {T} --mlm masked --seq-len 16 --iters 1",
+        "--mlm",
+    );
+    add("bench forward {T} --nsp --seq-len 16 --iters 1", "--nsp");
+    add(
+        "export {M} --out {D}/onnx-x --format onnx --dtype f16",
+        "--dtype",
+    );
+    add(
+        "export {M} --out {D}/onnx-x --format onnx --dtype bf16",
+        "--dtype",
+    );
+    add(
+        "export {M} --out {D}/onnx-x --format onnx --heads drop",
+        "--heads",
+    );
+    add(
+        "export {M} --out {D}/onnx-x --format onnx --eval {D}/x.json",
+        "--eval",
+    );
     let topk = "bench topk {M} {M} --data {D}/corpus.txt --seq-len 32";
     add(&format!("{topk} --k 0"), "--k");
     add(&format!("{topk} --k 8,0"), "--k");
@@ -605,6 +723,7 @@ fn cases() -> Vec<Case> {
     add("doctor --model {D}/missing", "missing");
     add("doctor --device tpu", "tpu");
     add("doctor --model {D}/nan", "layer.1.output.dense.weight");
+    v.extend(forms);
     v
 }
 
@@ -710,6 +829,21 @@ fn loss_cases() -> Vec<Case> {
         parent.clone(),
     );
     add(
+        "export {D}/parent/ck --out {D}/parent/ck/sub --force",
+        "inside an input",
+        parent.clone(),
+    );
+    add(
+        "prune {D}/tiny --corpus {D}/parent --out {D}/parent/pruned",
+        "inside an input",
+        parent.clone(),
+    );
+    add(
+        "distill {R} --quiet --set output={D}/tiny/run",
+        "inside an input",
+        parent.clone(),
+    );
+    add(
         "export {D}/parent/ck --out {D}/user --force",
         "did not write",
         user.clone(),
@@ -769,6 +903,14 @@ fn loss_cases() -> Vec<Case> {
         "bench.md",
         user.clone(),
     );
+    // A report beside somebody's files is refused too, not only over them.
+    for cmd in [
+        "eval --teacher {M} --student {M} --no-init --out {D}/notes",
+        "bench --teacher {M} --student {M} --out {D}/notes",
+        "bench ladder --teacher {M} --student {M} --sentences {D}/corpus.txt --out {D}/notes",
+    ] {
+        add(cmd, "did not write", vec!["notes/notes.txt"]);
+    }
     v
 }
 
@@ -847,5 +989,174 @@ fn every_bad_input_is_refused_clearly() {
         failures.len(),
         all.len(),
         failures.join("\n")
+    );
+}
+
+fn destila(root: &Path, args: &[String]) -> std::process::Output {
+    std::process::Command::new("timeout")
+        .arg("300")
+        .arg(env!("CARGO_BIN_EXE_destila"))
+        .args(args)
+        .current_dir(root)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap()
+}
+
+/// Inside destila's own folders too, only what destila wrote goes: a user's file in a
+/// run's `final/`, a user's folder under `checkpoints/`, a user's folder named like one of
+/// destila's temporaries beside an export. What a killed run left under destila's own
+/// temporary names does not block the next run, which clears it.
+#[test]
+fn user_files_inside_destila_folders_survive() {
+    let s = scratch();
+    let r = &s.root;
+    let run = r.join("kept-run");
+    let recipe = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["distill", "recipe.yaml", "--quiet"]
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
+        v.push("--set".into());
+        v.push(format!("output={}", run.display()));
+        v.extend(extra.iter().map(|x| x.to_string()));
+        v
+    };
+    let out = destila(r, &recipe(&[]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(run.join("final/.destila-output.json").is_file());
+    // A user's file inside final/: --force refuses, naming it, and removes nothing.
+    std::fs::write(run.join("final/my_notes.txt"), "mine").unwrap();
+    let out = destila(r, &recipe(&["--force"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("my_notes.txt"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("final/my_notes.txt")).unwrap(),
+        "mine"
+    );
+    assert!(
+        run.join("final/model.safetensors").is_file(),
+        "removed before refusing"
+    );
+    std::fs::remove_file(run.join("final/my_notes.txt")).unwrap();
+    // A user's folder under checkpoints/.
+    std::fs::create_dir_all(run.join("checkpoints/mine")).unwrap();
+    std::fs::write(run.join("checkpoints/mine/a.txt"), "mine").unwrap();
+    let out = destila(r, &recipe(&["--force"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("mine"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(run.join("checkpoints/mine/a.txt")).unwrap(),
+        "mine"
+    );
+    std::fs::remove_dir_all(run.join("checkpoints/mine")).unwrap();
+    // What a run killed while writing final/ leaves (its process gone): the next run is not
+    // blocked and removes it.
+    let stale = run.join(".destila-tmp-final-4194999-0");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join(".destila-tmp-owner"), "4194999").unwrap();
+    std::fs::write(stale.join("model.safetensors"), "half").unwrap();
+    let out = destila(r, &recipe(&["--force"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !stale.exists(),
+        "the killed run's temporary folder is still there"
+    );
+    // A user's folder named like destila's temporaries, beside an export target, and one
+    // inside the run: both stay.
+    for d in [
+        r.join(".destila-tmp-exp"),
+        r.join(format!(".destila-tmp-exp-{}", 1)),
+    ] {
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("keep.txt"), "mine").unwrap();
+    }
+    let out = destila(
+        r,
+        &[
+            "export".into(),
+            run.join("final").display().to_string(),
+            "--out".into(),
+            r.join("exp").display().to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for d in [".destila-tmp-exp", ".destila-tmp-exp-1"] {
+        assert_eq!(
+            std::fs::read_to_string(r.join(d).join("keep.txt")).unwrap(),
+            "mine"
+        );
+    }
+    // One command's whole-folder output is not another's to replace.
+    let other = r.join("other").display().to_string();
+    let tiny = r.join("tiny").display().to_string();
+    let out = destila(
+        r,
+        &[
+            "init".into(),
+            other.clone(),
+            "--config".into(),
+            format!("{tiny}/config.json"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for args in [
+        vec!["export", &tiny, "--out", &other, "--force"],
+        vec![
+            "prune",
+            &tiny,
+            "--corpus",
+            "corpus.txt",
+            "--out",
+            &other,
+            "--force",
+        ],
+        vec![
+            "targets",
+            "recipe.yaml",
+            "--out",
+            &other,
+            "--force",
+            "--quiet",
+        ],
+    ] {
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        let out = destila(r, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("destila init"),
+            "{args:?}: {err}"
+        );
+        assert!(r.join("other/config.json").is_file());
+    }
+    std::fs::write(run.join(".destila-tmp-notes.txt"), "mine").unwrap();
+    let out = destila(r, &recipe(&["--force"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join(".destila-tmp-notes.txt")).unwrap(),
+        "mine"
     );
 }

@@ -149,7 +149,7 @@ fn half_precision_halves_the_file_and_int8_quarters_the_linear_weights() {
     let dir = tempfile::tempdir().unwrap();
     let ck = checkpoint(dir.path());
     let size = |p: &Path| {
-        std::fs::metadata(p.join("model.safetensors"))
+        std::fs::metadata(bert::weights::weights_file(p))
             .unwrap()
             .len() as f64
     };
@@ -223,6 +223,59 @@ fn half_precision_halves_the_file_and_int8_quarters_the_linear_weights() {
     let hb = tch::no_grad(|| b.forward(&x, &ForwardOptions::default())).unwrap();
     let d = common::max_abs(ha.last_hidden_state(), hb.last_hidden_state());
     assert!(d > 0.0 && d < 0.05, "int8 changed the outputs by {d}");
+    int8_is_refused_by_transformers(&q);
+}
+
+/// An int8 export is destila's alone: transformers (Auto and BERT classes) and
+/// sentence-transformers refuse it with an error, rather than load it with random weights.
+fn int8_is_refused_by_transformers(q: &Path) {
+    assert!(q.join(bert::weights::INT8_WEIGHTS).is_file());
+    assert!(!q.join("model.safetensors").exists());
+    std::fs::write(
+        q.join("modules.json"),
+        r#"[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]"#,
+    )
+    .unwrap();
+    let script = r#"
+import sys, json
+from transformers import AutoModel, BertModel, BertForPreTraining
+results = {}
+def attempt(name, f):
+    try:
+        f()
+        results[name] = "loaded"
+    except Exception as e:
+        results[name] = "refused: " + type(e).__name__ + ": " + str(e)[:200]
+d = sys.argv[1]
+attempt("AutoModel", lambda: AutoModel.from_pretrained(d))
+attempt("BertModel", lambda: BertModel.from_pretrained(d))
+attempt("BertForPreTraining", lambda: BertForPreTraining.from_pretrained(d))
+try:
+    from sentence_transformers import SentenceTransformer
+    attempt("SentenceTransformer", lambda: SentenceTransformer(d, device="cpu"))
+except ImportError:
+    pass
+print(json.dumps(results))
+"#;
+    let r = std::process::Command::new(common::python())
+        .args(["-c", script])
+        .arg(q)
+        .env("HF_HUB_OFFLINE", "1")
+        .env("TRANSFORMERS_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let v = v.as_object().unwrap();
+    assert!(v.len() >= 3, "{v:?}");
+    for (class, outcome) in v {
+        assert!(
+            outcome.as_str().unwrap().starts_with("refused"),
+            "{class} loaded the int8 folder: {outcome}"
+        );
+    }
+    eprintln!("int8 folder: {v:?}");
 }
 
 #[test]

@@ -247,7 +247,13 @@ fn distilling_from_a_full_vocabulary_cache_follows_the_live_teacher() {
         cache_yaml,
         ..
     } = setup("top_k: 100000, pooled: true", &losses);
-    succeeded(targets_cli(&path, &[]));
+    // Only the batches the run draws (6 steps of one batch), not the whole epoch.
+    succeeded(targets_cli(&path, &["--train-batches", "6"]));
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("cache/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["splits"]["train"]["batches"], 6, "{manifest}");
     succeeded(
         common::destila()
             .args(["distill", path.to_str().unwrap(), "--quiet"])

@@ -33,7 +33,13 @@ pub struct Cell {
 }
 
 /// The files `destila bench` writes into its output folder.
-pub const REPORT_FILES: &[&str] = &["bench.csv", "bench.md", "bench.svg"];
+pub const REPORT_FILES: &[&str] = &[
+    "bench.csv",
+    "bench.md",
+    "bench.svg",
+    "bench.png",
+    "bench.json",
+];
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CompareReport {
@@ -51,7 +57,7 @@ pub struct CompareReport {
 }
 
 fn figures(dir: &std::path::Path, model: &Model) -> Result<ModelFigures> {
-    let f = dir.join("model.safetensors");
+    let f = crate::bert::weights::weights_file(dir);
     Ok(ModelFigures {
         dir: dir.display().to_string(),
         parameters: crate::bert::model::count_params(&model.vs, ""),
@@ -220,7 +226,7 @@ impl CompareReport {
         s
     }
 
-    /// Writes bench.csv, bench.md and bench.svg into `dir`.
+    /// Writes bench.csv, bench.md, bench.json and the chart (bench.svg, bench.png) into `dir`.
     pub fn write(&self, dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
         use crate::error::{write_atomic, Error};
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -246,16 +252,17 @@ impl CompareReport {
                 self.cells.iter().map(|c| c.student_tokens_per_s).collect(),
             ),
         ];
-        let svg = crate::plot::bars(
+        let chart = crate::plot::bars(
             "forward throughput (batch x length)",
             "tokens/s",
             &groups,
             &series,
         )?;
+        crate::plot::write(&dir.join("bench.svg"), &chart)?;
         Ok(vec![
             put("bench.csv", self.csv())?,
             put("bench.md", self.markdown())?,
-            put("bench.svg", svg)?,
+            dir.join("bench.svg"),
             put(
                 "bench.json",
                 serde_json::to_string_pretty(self).expect("json"),

@@ -146,7 +146,13 @@ fn rung(
     let rung = Rung {
         name: name.into(),
         runtime: runtime.into(),
-        file_bytes: size(dir, "model.safetensors"),
+        file_bytes: size(
+            dir,
+            &crate::bert::weights::weights_file(dir)
+                .file_name()
+                .unwrap()
+                .to_string_lossy(),
+        ),
         parameters: Some(crate::bert::model::count_params(&e.model.vs, "")),
         latency: latency(&e, o)?,
         structure_vs_teacher: reference.map(|(t, _)| vs(t)),

@@ -141,6 +141,14 @@ impl BertConfig {
     }
 
     /// Checks the values a BERT can be built from: `Err((field, message))`.
+    /// The weights of this shape (embeddings and encoder layers), as a float.
+    pub fn parameter_estimate(&self) -> f64 {
+        let h = self.hidden_size as f64;
+        (self.vocab_size as f64 + self.max_position_embeddings as f64) * h
+            + self.num_hidden_layers as f64
+                * (4.0 * h * h + 2.0 * h * self.intermediate_size as f64)
+    }
+
     pub fn validate(&self) -> std::result::Result<(), (String, String)> {
         let positive = [
             ("vocab_size", self.vocab_size),
@@ -211,21 +219,34 @@ impl BertConfig {
                 format!("{} must be positive and finite", self.layer_norm_eps),
             ));
         }
-        if !(self.initializer_range.is_finite() && self.initializer_range >= 0.0) {
+        if !(self.initializer_range.is_finite() && (0.0..=1.0).contains(&self.initializer_range)) {
+            // BERT uses 0.02; weights drawn wider than 1 overflow float32 activations.
             return Err((
                 "initializer_range".into(),
-                format!("{} must be finite, 0 or more", self.initializer_range),
+                format!(
+                    "{} must be between 0 and 1 (BERT uses 0.02)",
+                    self.initializer_range
+                ),
             ));
         }
         // Far beyond any BERT, and beyond what fits in memory: refused before allocating.
-        let params = self.vocab_size as f64 * self.hidden_size as f64
-            + self.max_position_embeddings as f64 * self.hidden_size as f64
-            + self.num_hidden_layers as f64
-                * (4.0 * (self.hidden_size as f64).powi(2)
-                    + 2.0 * self.hidden_size as f64 * self.intermediate_size as f64);
+        let params = self.parameter_estimate();
         if params > 2e10 {
+            // Named: the size furthest beyond the largest BERT-like models.
+            let far = [
+                ("vocab_size", self.vocab_size as f64 / 250_002.0),
+                ("hidden_size", self.hidden_size as f64 / 1024.0),
+                ("num_hidden_layers", self.num_hidden_layers as f64 / 24.0),
+                ("intermediate_size", self.intermediate_size as f64 / 4096.0),
+                (
+                    "max_position_embeddings",
+                    self.max_position_embeddings as f64 / 8192.0,
+                ),
+            ]
+            .into_iter()
+            .fold(("vocab_size", 0.0), |a, b| if b.1 > a.1 { b } else { a });
             return Err((
-                "vocab_size".into(),
+                far.0.into(),
                 format!(
                     "this shape (vocab_size {}, hidden_size {}, {} layers, intermediate_size {}, max_position_embeddings {}) has about {:.0e} parameters: too large to build",
                     self.vocab_size,

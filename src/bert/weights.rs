@@ -189,11 +189,30 @@ fn read_torch_bin(path: &Path) -> Result<Vec<(String, Tensor)>> {
     })
 }
 
+/// Where `destila export --quantize int8` writes its weights: not `model.safetensors`, so
+/// that transformers and sentence-transformers find no weights they could load (they
+/// refuse the folder instead of filling it with random weights).
+pub const INT8_WEIGHTS: &str = "model.int8.safetensors";
+/// The `model_type` of an int8 export's config.json, which transformers does not know.
+pub const INT8_MODEL_TYPE: &str = "destila-int8-bert";
+
+/// The main weights file of a checkpoint folder (for its size and digest):
+/// `model.safetensors`, an int8 export's file, else `pytorch_model.bin`.
+pub fn weights_file(dir: &Path) -> PathBuf {
+    ["model.safetensors", INT8_WEIGHTS]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| dir.join("pytorch_model.bin"))
+}
+
 /// The weight files of a checkpoint folder, in the order HF prefers them.
 fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let single = dir.join("model.safetensors");
-    if single.is_file() {
-        return Ok(vec![single]);
+    for f in ["model.safetensors", INT8_WEIGHTS] {
+        let single = dir.join(f);
+        if single.is_file() {
+            return Ok(vec![single]);
+        }
     }
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
@@ -220,13 +239,7 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// The SHA-256 of a checkpoint folder's weights file (`model.safetensors`, else
 /// `pytorch_model.bin`): what heads and target caches are keyed by.
 pub fn digest(dir: &Path) -> Result<String> {
-    let f = dir.join("model.safetensors");
-    let f = if f.is_file() {
-        f
-    } else {
-        dir.join("pytorch_model.bin")
-    };
-    crate::digest::file_sha256(&f)
+    crate::digest::file_sha256(&weights_file(dir))
 }
 
 /// An int8-quantised linear weight as `destila export --quantize int8` writes it:
@@ -615,9 +628,11 @@ pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Model> {
 /// initializer_range), seeded) with `heads`, written to `out` through the output rules
 /// (`crate::output::Folder`).
 pub fn init(out: &Path, config: &Path, heads: Heads, seed: i64, force: bool) -> Result<PathBuf> {
+    crate::output::Folder::check(out, "init OUT", "init", force, &[config.to_path_buf()])?;
+    let cfg = BertConfig::from_file(config)?;
+    check_memory(&cfg, config)?;
     let folder =
         crate::output::Folder::claim(out, "init OUT", "init", force, &[config.to_path_buf()])?;
-    let cfg = BertConfig::from_file(config)?;
     tch::manual_seed(seed);
     let model = Model::random(&cfg, heads, Device::Cpu);
     match save(&model, &folder.tmp) {
@@ -627,6 +642,38 @@ pub fn init(out: &Path, config: &Path, heads: Heads, seed: i64, force: bool) -> 
             Err(e)
         }
     }
+}
+
+/// Refuses a shape whose float32 weights (and the copy saving makes) would not fit in the
+/// memory this machine has available, before allocating them.
+pub fn check_memory(cfg: &BertConfig, path: &Path) -> Result<()> {
+    let need = cfg.parameter_estimate() * 4.0 * 2.0;
+    let Some(avail) = available_memory() else {
+        return Ok(());
+    };
+    if need > avail as f64 {
+        return Err(Error::checkpoint(
+            path,
+            format!(
+                "about {:.1e} parameters ({} layers x {} wide, vocab_size {}): {:.1} GiB to build and save, {:.1} GiB of memory available",
+                cfg.parameter_estimate(),
+                cfg.num_hidden_layers,
+                cfg.hidden_size,
+                cfg.vocab_size,
+                need / (1u64 << 30) as f64,
+                avail as f64 / (1u64 << 30) as f64
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// MemAvailable of /proc/meminfo in bytes (None where there is none).
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Saves `model.safetensors` (HF names; `bert.` prefix dropped for a headless model, as

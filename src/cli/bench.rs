@@ -125,6 +125,9 @@ fn step(a: StepArgs) -> Result<()> {
         device,
         dtype,
     } = a;
+    if seq_len < 3 {
+        bail!("--seq-len {seq_len}: [CLS] and [SEP] leave no token to mask; give at least 3");
+    }
     let device = destila::device::parse(&device)?;
     let cfg = bert::BertConfig::from_file(teacher.join("config.json"))?;
     let kept = cfg.num_hidden_layers + student_layers;
@@ -172,6 +175,20 @@ fn forward(a: ForwardArgs) -> Result<()> {
         ..Default::default()
     };
     let model = bert::load(&dir, &opts)?;
+    // Heads the checkpoint lacks would be random ones, timed as if they were its own.
+    if let Some(r) = &model.report {
+        for (asked, has, flag, head) in [
+            (heads.mlm, r.checkpoint_heads.mlm, "--mlm", "MLM head"),
+            (heads.nsp, r.checkpoint_heads.nsp, "--nsp", "NSP head"),
+        ] {
+            if asked && !has {
+                bail!(
+                    "{flag}: {} has no {head} (a sentence-embedding model, or exported with --heads drop); leave {flag} out to time the encoder",
+                    dir.display()
+                );
+            }
+        }
+    }
     let setup = ForwardBench {
         batch,
         seq_len,
@@ -194,14 +211,7 @@ fn compare(a: Bench) -> Result<()> {
         bail!("destila bench needs --teacher DIR and --student DIR (or a subcommand: forward, step, data, topk)");
     };
     let inputs = [teacher.clone(), student.clone()];
-    destila::output::claim_entries(
-        &a.out,
-        "--out",
-        "bench",
-        bench::REPORT_FILES,
-        false,
-        &inputs,
-    )?;
+    destila::output::claim_entries(&a.out, "--out", "bench", bench::REPORT_FILES, true, &inputs)?;
     let eval = a
         .eval
         .or_else(|| Some(a.out.join("eval.json")).filter(|p| p.is_file()));
@@ -314,7 +324,7 @@ fn ladder(a: LadderArgs) -> Result<()> {
         "--out",
         "bench",
         ladder::LADDER_FILES,
-        false,
+        true,
         &inputs,
     )?;
     let o = ladder::LadderOptions {

@@ -10,7 +10,7 @@ use clap::Args;
 use super::outln;
 
 /// What `destila curves` writes into its output folder.
-const FILES: &[&str] = &["curves.svg", "curves.csv"];
+const FILES: &[&str] = &["curves.svg", "curves.png", "curves.csv"];
 
 #[derive(Args)]
 pub struct Curves {

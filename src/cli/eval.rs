@@ -69,7 +69,7 @@ pub fn eval(a: Eval) -> Result<()> {
     inputs.extend(init.clone());
     inputs.extend(opts.sentences.clone());
     inputs.extend(opts.pairs.clone());
-    destila::output::claim_entries(&a.out, "--out", "eval", REPORT_FILES, false, &inputs)?;
+    destila::output::claim_entries(&a.out, "--out", "eval", REPORT_FILES, true, &inputs)?;
     if let Some(i) = &init {
         outln!("baseline: the student's initialisation {}", i.display())?;
     }

@@ -6,7 +6,7 @@ use super::{out, outln};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
 enum ExportDtype {
     F32,
     F16,
@@ -60,6 +60,16 @@ pub fn export(a: Export) -> Result<()> {
     if a.format == Format::Onnx {
         if !a.prune_corpus.is_empty() {
             anyhow::bail!("--prune-corpus with --format onnx: prune first (destila prune), then export the pruned folder");
+        }
+        // What the ONNX export does not do is refused, not ignored.
+        if a.dtype != ExportDtype::F32 {
+            anyhow::bail!("--dtype with --format onnx: the ONNX export is float32 (or int8 with --quantize int8)");
+        }
+        if a.heads != destila::export::HeadsMode::Keep {
+            anyhow::bail!("--heads with --format onnx: the ONNX graph is the encoder and its sentence embedding, never the heads");
+        }
+        if a.eval.is_some() {
+            anyhow::bail!("--eval with --format onnx: the ONNX export writes no model card");
         }
         let s = destila::onnx::export_onnx(&a.checkpoint, &a.out, a.quantize.is_some(), a.force)?;
         outln!(

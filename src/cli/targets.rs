@@ -19,6 +19,10 @@ pub struct Targets {
     /// Override a recipe field (repeatable), e.g. --set teacher.targets.top_k=8.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Only the first N training batches of the epoch, in the order training draws them
+    /// (training.steps x gradient_accumulation x ranks covers a run); default the whole epoch.
+    #[arg(long, value_name = "N")]
+    train_batches: Option<usize>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -50,7 +54,13 @@ pub fn targets(a: Targets) -> Result<()> {
         group: group.clone(),
         ..Default::default()
     };
+    if a.train_batches == Some(0) {
+        return Err(
+            destila::Error::Invalid("--train-batches: 0 batches (give at least 1)".into()).into(),
+        );
+    }
     let opts = WriteOptions {
+        train_batches: a.train_batches,
         group,
         quiet: a.quiet,
         force: a.force,

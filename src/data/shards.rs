@@ -384,17 +384,9 @@ fn build(
 ) -> Result<()> {
     let parent = dir.parent().expect("cache folder has a parent");
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let tmp = parent.join(format!(
-        ".{}.tmp-{}",
-        dir.file_name().expect("named").to_string_lossy(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let result = build_into(files, entries, fp, tokenizer, text, &tmp, patterns).and_then(|()| {
-        let _ = std::fs::remove_dir_all(dir);
-        std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))
-    });
+    let tmp = crate::output::temp_dir(dir)?;
+    let result = build_into(files, entries, fp, tokenizer, text, &tmp, patterns)
+        .and_then(|()| crate::output::commit_dir(&tmp, dir, "data"));
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
     }

@@ -67,15 +67,9 @@ pub fn save(
 ) -> Result<PathBuf> {
     std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
     let dir = step_dir(root, state.step);
-    let tmp = root.join(format!(
-        ".step-{:06}.tmp-{}",
-        state.step,
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let result = (|| -> Result<()> {
-        bert::save(model, &tmp)?;
-        copy_tokenizer(tokenizer_dir, &tmp)?;
+    crate::output::write_dir(&dir, "distill", |tmp| {
+        bert::save(model, tmp)?;
+        copy_tokenizer(tokenizer_dir, tmp)?;
         let mut named: Vec<(String, Tensor)> = optimizer
             .state()
             .into_iter()
@@ -91,17 +85,11 @@ pub fn save(
         Tensor::write_safetensors(&named, &path)
             .map_err(|e| Error::checkpoint(&path, e.to_string()))?;
         let json = serde_json::to_string_pretty(state).expect("state serialises");
-        std::fs::write(tmp.join("state.json"), json).map_err(|e| Error::io(&tmp, e))?;
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
+        std::fs::write(tmp.join("state.json"), json).map_err(|e| Error::io(tmp, e))
+    })?;
     let all = list(root)?;
     for old in all.iter().take(all.len().saturating_sub(keep)) {
-        let _ = std::fs::remove_dir_all(old);
+        crate::output::remove_dir_own(old)?;
     }
     Ok(dir)
 }

@@ -25,6 +25,7 @@ use crate::tokenize::BertTokenizer;
 pub const RUN_ENTRIES: &[&str] = &[
     "metrics.csv",
     "loss.svg",
+    "loss.png",
     "checkpoints",
     "init",
     "final",
@@ -106,7 +107,7 @@ pub(crate) fn prepare(s: &Setup) -> Result<Prepared> {
     // The student as it starts (step 0): the baseline `destila eval --init` measures the
     // trained student against. Written on a fresh start only; a resumed run keeps it.
     if main && recipe.job != Job::FitHeads && (existing.is_empty() || !s.resume) {
-        save_model(&model, recipe, &recipe.output.join("init"))?;
+        save_model(&model, recipe, &recipe.output.join("init"), |_| Ok(()))?;
     }
     let (mut model, mut teacher) = (model, teacher);
     if kind != Kind::Float {
@@ -223,6 +224,14 @@ fn open_cache(recipe: &Recipe, sets: &data::Datasets) -> Result<Option<Arc<Cache
                 dir.display()
             ),
         ));
+    }
+    let draws = recipe.training.steps * recipe.training.gradient_accumulation as u64;
+    if (c.batches("train") as u64) < draws && std::env::var("RANK").map_or(true, |r| r == "0") {
+        eprintln!(
+            "note: {}: {} training batches stored, fewer than the {draws} one rank draws in training.steps; later epochs repeat them reshuffled, with the stored masks",
+            dir.display(),
+            c.batches("train")
+        );
     }
     Ok(Some(Arc::new(c)))
 }
@@ -410,17 +419,20 @@ fn load_projection(p: &nn::Linear, path: &Path) -> Result<()> {
 
 /// `model` as an HF folder with the tokenizer files at `dir`, written under a temporary
 /// name and renamed (replacing what the run wrote there before).
-pub(crate) fn save_model(model: &Model, recipe: &Recipe, dir: &Path) -> Result<()> {
-    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("model");
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    bert::save(model, &tmp)?;
-    ckpt::copy_tokenizer(recipe.tokenizer_dir(), &tmp)?;
-    // A sentence-transformers teacher's modules go with its student.
-    if let Some(t) = &recipe.teacher {
-        crate::sentence::copy(&t.checkpoint, &tmp, model.config().hidden_size)?;
-    }
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))
+pub(crate) fn save_model(
+    model: &Model,
+    recipe: &Recipe,
+    dir: &Path,
+    extra: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    output::write_dir(dir, "distill", |tmp| {
+        extra(tmp)?;
+        bert::save(model, tmp)?;
+        ckpt::copy_tokenizer(recipe.tokenizer_dir(), tmp)?;
+        // A sentence-transformers teacher's modules go with its student.
+        if let Some(t) = &recipe.teacher {
+            crate::sentence::copy(&t.checkpoint, tmp, model.config().hidden_size)?;
+        }
+        Ok(())
+    })
 }

@@ -210,8 +210,8 @@ fn store(
     shared: &Path,
     dir: &Path,
 ) -> Result<()> {
-    let _ = std::fs::remove_dir_all(sub.output.join("checkpoints"));
-    let _ = std::fs::remove_dir_all(sub.output.join("init"));
+    crate::output::remove_dir_own(&sub.output.join("checkpoints"))?;
+    crate::output::remove_dir_own(&sub.output.join("init"))?;
     let metrics = sub.output.join("metrics.csv");
     if metrics.is_file() {
         let to = made.join("metrics.csv");
@@ -220,9 +220,10 @@ fn store(
     let key_path = made.join("fit.json");
     std::fs::write(&key_path, serde_json::to_string_pretty(key).expect("json"))
         .map_err(|e| Error::io(&key_path, e))?;
+    crate::output::mark_tree(made, "distill")?;
     copy_dir(made, shared)?;
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::rename(made, dir).map_err(|e| Error::io(dir, e))
+    copy_dir(made, dir)?;
+    crate::output::remove_dir_own(made)
 }
 
 /// The adaptation job a `teacher.heads: adapt` recipe runs first: a distillation whose
@@ -361,13 +362,5 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 
 /// Copies folder `from` to `to` (under a temporary name, then renamed).
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    let parent = to.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let name = to.file_name().and_then(|n| n.to_str()).unwrap_or("dir");
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    copy_tree(from, &tmp)?;
-    let _ = std::fs::remove_dir_all(to);
-    std::fs::rename(&tmp, to).map_err(|e| Error::io(to, e))
+    crate::output::write_dir(to, "distill", |tmp| copy_tree(from, tmp))
 }

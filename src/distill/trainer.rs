@@ -572,10 +572,15 @@ impl<'a> Trainer<'a> {
         if self.kind != Kind::Float {
             self.model.vs.set_kind(Kind::Float);
         }
-        setup::save_model(&self.model, self.recipe, &summary.final_model)?;
-        if let Some(p) = &self.projection {
-            save_projection(p, &summary.final_model.join(PROJECTION_FILE))?;
-        }
+        setup::save_model(
+            &self.model,
+            self.recipe,
+            &summary.final_model,
+            |tmp| match &self.projection {
+                Some(p) => save_projection(p, &tmp.join(PROJECTION_FILE)),
+                None => Ok(()),
+            },
+        )?;
         metrics::plot(
             &summary.metrics,
             &summary.plot,

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::tokenize::Text;
 
 /// The files `destila eval` writes into its output folder.
-pub const REPORT_FILES: &[&str] = &["eval.json", "eval.csv", "similarity.svg"];
+pub const REPORT_FILES: &[&str] = &["eval.json", "eval.csv", "similarity.svg", "similarity.png"];
 
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
@@ -147,10 +147,12 @@ fn read_sentences(path: &Path) -> Result<Vec<String>> {
         .filter(|l| !l.is_empty())
         .map(String::from)
         .collect();
-    if v.len() < 2 {
+    let distinct = v.iter().collect::<std::collections::BTreeSet<_>>().len();
+    if distinct < 3 {
         return Err(Error::Invalid(format!(
-            "{}: {} sentence(s); the similarity structure needs at least 2, one a line",
+            "{}: {} distinct sentence(s) (of {}); the similarity structure needs at least 3 different ones, one a line",
             path.display(),
+            distinct,
             v.len()
         )));
     }
@@ -434,6 +436,16 @@ fn similarities(
             s.embed(refs, pooling, batch_size)?,
         );
         let (st, ut, us) = structure(&et, &es);
+        for (who, m, cos) in [("teacher", t, &ut), ("student", s, &us)] {
+            if cos.iter().all(|c| (c - cos[0]).abs() < 1e-12) {
+                return Err(Error::Invalid(format!(
+                    "{}: its {name}-pooled embeddings give every pair of the {} sentences the same cosine ({:.4}): with no variance the similarity structure has no correlation (the {who} maps them all alike; give varied sentences)",
+                    m.dir.display(),
+                    refs.len(),
+                    cos[0]
+                )));
+            }
+        }
         if pooling == Pooling::Mean {
             let step = (ut.len() / 2000).max(1);
             scatter = ut
@@ -450,12 +462,17 @@ fn similarities(
 
 /// Agreement with human judgements (a pairs CSV): Spearman of each model's pair cosines
 /// with the scores. Each distinct text is embedded once (n documents have n² / 2 pairs).
-fn judgements(t: &Embedder, s: &Embedder, p: &Path, batch_size: usize) -> Result<Judgements> {
-    let pairs = read_pairs(p)?;
+fn judgements(
+    t: &Embedder,
+    s: &Embedder,
+    p: &Path,
+    pairs: &[(String, String, f64)],
+    batch_size: usize,
+) -> Result<Judgements> {
     let mut texts: Vec<&str> = Vec::new();
     let mut index: BTreeMap<&str, i64> = BTreeMap::new();
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    for (x, y, _) in &pairs {
+    for (x, y, _) in pairs {
         for (t, out) in [(x.as_str(), &mut a), (y.as_str(), &mut b)] {
             let i = *index.entry(t).or_insert_with(|| {
                 texts.push(t);
@@ -486,6 +503,15 @@ fn judgements(t: &Embedder, s: &Embedder, p: &Path, batch_size: usize) -> Result
 
 /// Compares a student with its teacher.
 pub fn evaluate(teacher: &Path, student: &Path, opts: &EvalOptions) -> Result<EvalReport> {
+    // The input files first, before any model runs.
+    let pairs = match &opts.pairs {
+        Some(p) => Some((p, read_pairs(p)?)),
+        None => None,
+    };
+    let sentences = match &opts.sentences {
+        Some(p) => read_sentences(p)?,
+        None => default_sentences(&opts.corpus, opts.max_sentences)?,
+    };
     let t = Embedder::open(teacher, opts.device)?;
     let s = Embedder::open(student, opts.device)?;
     let (tv, sv) = (t.model.config().vocab_size, s.model.config().vocab_size);
@@ -496,10 +522,6 @@ pub fn evaluate(teacher: &Path, student: &Path, opts: &EvalOptions) -> Result<Ev
             teacher.display()
         )));
     }
-    let sentences = match &opts.sentences {
-        Some(p) => read_sentences(p)?,
-        None => default_sentences(&opts.corpus, opts.max_sentences)?,
-    };
     if sentences.len() < 2 {
         return Err(Error::Invalid("fewer than 2 sentences to compare".into()));
     }
@@ -510,9 +532,9 @@ pub fn evaluate(teacher: &Path, student: &Path, opts: &EvalOptions) -> Result<Ev
         Ok(h) => (Some(h), None),
         Err(note) => (None, Some(note)),
     };
-    let judgements = match &opts.pairs {
+    let judgements = match &pairs {
         None => None,
-        Some(p) => Some(judgements(&t, &s, p, opts.batch_size)?),
+        Some((p, v)) => Some(judgements(&t, &s, p, v, opts.batch_size)?),
     };
     let mut posto = BTreeMap::new();
     posto.insert(

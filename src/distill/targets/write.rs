@@ -237,6 +237,7 @@ fn split_batches(
     recipe: &Recipe,
     sets: &Datasets,
     tokenizer: &crate::tokenize::BertTokenizer,
+    train_batches: Option<usize>,
 ) -> Vec<(&'static str, Vec<Vec<Masked>>)> {
     let tr = &recipe.training;
     let lo = data::loader_options(&recipe.data, tokenizer, tr.batch_size, recipe.seed);
@@ -246,7 +247,11 @@ fn split_batches(
         lo.clone(),
         data::Cursor::default(),
     );
-    let mut out = vec![("train", std::iter::from_fn(|| train.next_items()).collect())];
+    let all = std::iter::from_fn(|| train.next_items());
+    let mut out = vec![(
+        "train",
+        all.take(train_batches.unwrap_or(usize::MAX)).collect(),
+    )];
     if let Some(v) = &sets.validation {
         let mut l = data::held_out_loader(v.corpus.clone(), v.docs.clone(), lo);
         out.push((
@@ -261,6 +266,9 @@ fn split_batches(
 /// earlier cache, and the fit-heads run a teacher without heads gets.
 pub struct WriteOptions<'a> {
     pub group: Option<Arc<Group>>,
+    /// The first N training batches of the epoch (the ones N optimiser steps of one rank
+    /// draw), not the whole epoch.
+    pub train_batches: Option<usize>,
     pub quiet: bool,
     pub force: bool,
     pub fit: FitRun<'a>,
@@ -345,7 +353,7 @@ pub fn write(recipe: &Recipe, out: &Path, opts: &WriteOptions) -> Result<WriteSu
     };
     let mut splits = BTreeMap::new();
     let mut index = Index::default();
-    for (split, batches) in split_batches(recipe, &sets, &tokenizer) {
+    for (split, batches) in split_batches(recipe, &sets, &tokenizer, opts.train_batches) {
         let (shards, summary) = w.split(split, &batches)?;
         index.splits.insert(split.to_string(), shards);
         splits.insert(split.to_string(), summary);
