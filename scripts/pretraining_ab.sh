@@ -30,7 +30,10 @@ arm soft
 arm layers --set losses.hidden_cos.weight=1 --set losses.attention_kl.weight=1
 echo "== the top-k targets cache" >&2
 t0=$(date +%s)
-$BIN targets $R --quiet --force --out "$OUT/targets" --set "output=$OUT/targets-run" "${SET[@]}"
+# Only the batches the arms draw (steps x gradient_accumulation), not the whole epoch.
+STEPS_R=${STEPS:-$(awk '/^training:/{t=1} t && $1=="steps:"{print $2; exit}' $R)}
+$BIN targets $R --quiet --force --out "$OUT/targets" --set "output=$OUT/targets-run" "${SET[@]}" \
+  --train-batches "$STEPS_R"
 echo "targets $(( $(date +%s) - t0 ))" >> "$OUT/times.txt"
 arm cache --set "teacher.targets.dir=$OUT/targets"
 TEACHER=$OUT/soft/teacher-adapted
