@@ -1,5 +1,5 @@
 """How much of the masked token a head can read from the frozen teacher, layer by layer
-(BENCHMARKS.md, "Teacher heads"). Usage: python scripts/probe_heads.py PARAGRAPHS LAYERS KINDS STEPS,
+(BENCHMARKS.md, "Teacher heads"). Usage: python scripts/experiments/probe_heads.py PARAGRAPHS LAYERS KINDS STEPS,
 e.g. 3200 3,4,6 tied 400."""
 # Fit an MLM head on frozen all-MiniLM-L6-v2 hidden states of layer L, held-out accuracy on Persuasion.
 import sys, random, torch, re, time

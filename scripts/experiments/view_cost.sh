@@ -3,7 +3,7 @@
 # with its embedding losses on the masked view, on the clean view, and with MLM on the
 # masked view and the embedding losses on the clean one (two forwards of each model).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 . scripts/env.sh
 common="--force --quiet --set output=runs/view-cost --set losses.kd_mlm.weight=0 --set teacher.heads=fail --set training.steps=12 --set training.eval_every=0 --set training.eval_batches=1 --set training.log_every=1 --set training.checkpoint_every=0 --set optimizer.warmup_steps=1"
 mkdir -p runs

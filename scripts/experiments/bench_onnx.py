@@ -1,6 +1,6 @@
 """Latency of exported ONNX models in onnxruntime (CPU), for BENCHMARKS.md.
 
-  python scripts/bench_onnx.py --threads 2 --iters 20 DIR...
+  python scripts/experiments/bench_onnx.py --threads 2 --iters 20 DIR...
 
 Random ids (no padding) at batch x 128 for batch 1 and 8; prints one JSON line per
 model and batch: median and p95 milliseconds.

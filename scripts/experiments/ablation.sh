@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The loss/view ablation in BENCHMARKS.md ("Distillation that makes a better student"): each
-# row trains scripts/ablation.yaml with its overrides, evaluates the student and its init
+# row trains scripts/experiments/ablation.yaml with its overrides, evaluates the student and its init
 # on the unseen-domain material of .cache/eval, and prints one summary line.
 # Usage: scripts/ablation.sh [ROW ...]   (default: every row; about 4 minutes a row here)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 . scripts/env.sh
 BIN=target/release/destila
 declare -A ROWS=(
@@ -25,7 +25,7 @@ for row in "${rows[@]}"; do
   out=runs/ablation/$row
   start=$(date +%s)
   # shellcheck disable=SC2086
-  $BIN distill scripts/ablation.yaml --force --quiet --set output=$out ${ROWS[$row]} > $out.log 2>&1
+  $BIN distill scripts/experiments/ablation.yaml --force --quiet --set output=$out ${ROWS[$row]} > $out.log 2>&1
   secs=$(( $(date +%s) - start ))
   $BIN eval --teacher .cache/teachers/all-MiniLM-L6-v2 --student $out/final --init $out/init \
     --corpus .cache/eval/lee-background.txt --pairs .cache/eval/lee-pairs.csv --out $out/report > $out/eval.txt

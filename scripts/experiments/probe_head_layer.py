@@ -1,5 +1,5 @@
 """A head with a trainable transformer layer of its own (from the teacher's last layer) on the
-frozen teacher (BENCHMARKS.md, "Teacher heads"). Usage: python scripts/probe_head_layer.py
+frozen teacher (BENCHMARKS.md, "Teacher heads"). Usage: python scripts/experiments/probe_head_layer.py
 PARAGRAPHS LAYER STEPS NLAYERS LR, e.g. 1600 6 400 1 5e-4."""
 # A head with its own transformer layer (init from the teacher's last layer) on frozen all-MiniLM-L6-v2.
 import sys, random, torch, re, time, glob, copy

@@ -7,7 +7,7 @@
 # each teacher-adapted/metrics.csv, the embedding structure from `destila eval` on unseen news.
 #   OUT (runs/adapt-curve), STEPS (140)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 . scripts/env.sh
 BIN=${BIN:-target/release/destila}
 OUT=${OUT:-runs/adapt-curve}
@@ -36,4 +36,4 @@ run top-3 --set teacher.adapt.train_layers=3
 run top-1 --set teacher.adapt.train_layers=1
 run corpus-16th --set "teacher.adapt.data.train=[$OUT/small/austen.txt,$OUT/small/sotu.txt]"
 run preserve-4 --set teacher.adapt.preserve=4
-${PY:-.venv/bin/python} scripts/adapt_curve_table.py "$OUT" | tee "$OUT/table.md"
+${PY:-.venv/bin/python} scripts/experiments/adapt_curve_table.py "$OUT" | tee "$OUT/table.md"

@@ -1,4 +1,4 @@
-"""The table of scripts/adapt_curve.sh: each adaptation run's held-out MLM/NSP (its
+"""The table of scripts/experiments/adapt_curve.sh: each adaptation run's held-out MLM/NSP (its
 teacher-adapted/metrics.csv, validation rows) and its embeddings against the original
 teacher on unseen news (its report/eval.json)."""
 import csv

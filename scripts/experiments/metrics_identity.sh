@@ -3,7 +3,7 @@
 # changes no number: run it before and after and compare the two files byte for byte.
 #   scripts/metrics_identity.sh OUT.csv
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 . scripts/env.sh
 out=$1
 work=$(mktemp -d)
