@@ -15,8 +15,11 @@ arms = [
     ("labels", "(i) labels only"),
     ("soft", "(ii) labels + soft targets"),
     ("layers", "(iii) (ii) + hidden/attention"),
-    ("cache", "(iv) (ii) from the targets cache"),
+    ("cache", "(iv) (ii) from the top-32 cache"),
+    ("soft-t1", "(ii) at T = 1"),
+    ("cache-t1", "(iv) at T = 1, top 1024"),
 ]
+arms = [(a, n) for a, n in arms if os.path.exists(os.path.join(out, a, "report", "eval.json"))]
 reports = {a: json.load(open(os.path.join(out, a, "report", "eval.json"))) for a, _ in arms}
 curves = {}
 with open(os.path.join(out, "curves", "curves.csv")) as f:
@@ -65,5 +68,8 @@ print(f"(ii) against (i): held-out MLM perplexity {ppl['soft']:.2f} vs {ppl['lab
       f"{100 * (1 - ppl['soft'] / ppl['labels']):+.1f}% (goal: at least 10% lower)")
 print(f"(iv) against (ii): {ppl['cache']:.2f} vs {ppl['soft']:.2f}, "
       f"{100 * (ppl['cache'] / ppl['soft'] - 1):+.2f}% (goal: within 1%)")
+if "cache-t1" in ppl:
+    print(f"at T = 1: (ii) {ppl['soft-t1']:.2f} ({100 * (1 - ppl['soft-t1'] / ppl['labels']):+.1f}% below (i)), "
+          f"(iv) from the top-1024 cache {ppl['cache-t1']:.2f} ({100 * (ppl['cache-t1'] / ppl['soft-t1'] - 1):+.2f}% against (ii) at T = 1)")
 times = dict(l.split() for l in open(os.path.join(out, "times.txt")))
 print("seconds: " + ", ".join(f"{k} {v}" for k, v in times.items()))

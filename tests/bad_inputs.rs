@@ -662,8 +662,14 @@ fn cases() -> Vec<Case> {
     add("bench step {M} --seq-len 1000", "max_position_embeddings");
     // Settings that would be ignored are refused.
     add("bench step {M} --seq-len 2", "--seq-len");
-    add("targets {R} --out {D}/tg --train-batches 0", "--train-batches");
-    add("targets {R} --out {D}/tg --train-batches=-1", "--train-batches");
+    add(
+        "targets {R} --out {D}/tg --train-batches 0",
+        "--train-batches",
+    );
+    add(
+        "targets {R} --out {D}/tg --train-batches=-1",
+        "--train-batches",
+    );
     add(
         "bench forward {T} --mlm all --seq-len 16 --iters 1",
         "--mlm",
@@ -992,6 +998,14 @@ fn every_bad_input_is_refused_clearly() {
     );
 }
 
+fn succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn destila(root: &Path, args: &[String]) -> std::process::Output {
     std::process::Command::new("timeout")
         .arg("300")
@@ -1023,11 +1037,7 @@ fn user_files_inside_destila_folders_survive() {
         v
     };
     let out = destila(r, &recipe(&[]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert!(run.join("final/.destila-output.json").is_file());
     // A user's file inside final/: --force refuses, naming it, and removes nothing.
     std::fs::write(run.join("final/my_notes.txt"), "mine").unwrap();
@@ -1064,11 +1074,7 @@ fn user_files_inside_destila_folders_survive() {
     std::fs::write(stale.join(".destila-tmp-owner"), "4194999").unwrap();
     std::fs::write(stale.join("model.safetensors"), "half").unwrap();
     let out = destila(r, &recipe(&["--force"]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert!(
         !stale.exists(),
         "the killed run's temporary folder is still there"
@@ -1091,11 +1097,7 @@ fn user_files_inside_destila_folders_survive() {
             r.join("exp").display().to_string(),
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     for d in [".destila-tmp-exp", ".destila-tmp-exp-1"] {
         assert_eq!(
             std::fs::read_to_string(r.join(d).join("keep.txt")).unwrap(),
@@ -1114,11 +1116,7 @@ fn user_files_inside_destila_folders_survive() {
             format!("{tiny}/config.json"),
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     for args in [
         vec!["export", &tiny, "--out", &other, "--force"],
         vec![
@@ -1150,11 +1148,7 @@ fn user_files_inside_destila_folders_survive() {
     }
     std::fs::write(run.join(".destila-tmp-notes.txt"), "mine").unwrap();
     let out = destila(r, &recipe(&["--force"]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(
         std::fs::read_to_string(run.join(".destila-tmp-notes.txt")).unwrap(),
         "mine"
