@@ -318,6 +318,11 @@ fn cached_heads(dir: &Path, key: &serde_json::Value) -> std::result::Result<(), 
     if !dir.join("model.safetensors").is_file() {
         return Err(None);
     }
+    // A copy is whole only with the modules its modules.json lists (a copy made before
+    // sub-folders were copied lacks 1_Pooling/): otherwise the shared cache is used.
+    if let Err(e) = crate::sentence::read(dir) {
+        return Err(Some(format!("it is incomplete ({e})")));
+    }
     let found: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Some(format!("its fit.json is unreadable ({e})")))?;
     let what = |k: &str| match k {
