@@ -43,7 +43,8 @@ T1=(--set losses.temperature=1.0)
 arm soft-t1 "${T1[@]}"
 t0=$(date +%s)
 $BIN targets $R --quiet --force --out "$OUT/targets-t1" --set "output=$OUT/targets-run" "${SET[@]}" \
-  "${T1[@]}" --set teacher.targets.top_k=1024 --train-batches "$STEPS_R"
+  "${T1[@]}" --set "teacher.targets.dir=$OUT/targets-t1" --set teacher.targets.top_k=1024 \
+  --train-batches "$STEPS_R"
 echo "targets-t1 $(( $(date +%s) - t0 ))" >> "$OUT/times.txt"
 arm cache-t1 "${T1[@]}" --set "teacher.targets.dir=$OUT/targets-t1" --set teacher.targets.top_k=1024
 TEACHER=$OUT/soft/teacher-adapted

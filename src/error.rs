@@ -143,7 +143,7 @@ pub fn write_atomic(path: impl AsRef<Path>, write: impl FnOnce(&Path) -> Result<
             path.display()
         )));
     }
-    let tmp = crate::output::temp_file(path);
+    let tmp = crate::temp::temp_file(path);
     let result = write(&tmp).and_then(|()| {
         let f = std::fs::File::open(&tmp).map_err(|e| Error::io(&tmp, e))?;
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;

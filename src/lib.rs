@@ -19,6 +19,7 @@ pub mod output;
 pub mod plot;
 pub mod prune;
 pub mod sentence;
+pub mod temp;
 pub mod timing;
 pub mod tokenize;
 
