@@ -64,7 +64,7 @@ echo
 echo "== Where things are"
 echo "teacher       $EVAL_TEACHER (adapted from $TEACHER; its curve: $EVAL_TEACHER/metrics.csv)"
 echo "report        $RUN/report/eval.json, eval.csv, bench.md, bench.csv"
-echo "plots         $RUN/loss.svg, $RUN/report/similarity.svg, $RUN/report/bench.svg"
+echo "plots         $RUN/loss.svg, $RUN/report/similarity.svg, $RUN/report/bench.svg (and .png)"
 echo "student (HF)  $RUN/export   (transformers: AutoModel.from_pretrained(\"$RUN/export\"))"
 echo "int8 copy     $RUN/export-int8 (destila), report $RUN/report-int8/eval.json"
 echo "compressed    $RUN/ladder/variants (f16, int8, pruned, ONNX fp32/int8), $RUN/ladder/ladder.md"
