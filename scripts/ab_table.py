@@ -66,9 +66,10 @@ for a, name in arms:
 print()
 print(f"(ii) against (i): held-out MLM perplexity {ppl['soft']:.2f} vs {ppl['labels']:.2f}, "
       f"{100 * (1 - ppl['soft'] / ppl['labels']):+.1f}% (goal: at least 10% lower)")
-print(f"(iv) against (ii): {ppl['cache']:.2f} vs {ppl['soft']:.2f}, "
-      f"{100 * (ppl['cache'] / ppl['soft'] - 1):+.2f}% (goal: within 1%)")
-if "cache-t1" in ppl:
+if "cache" in ppl:
+    print(f"(iv) against (ii): {ppl['cache']:.2f} vs {ppl['soft']:.2f}, "
+          f"{100 * (ppl['cache'] / ppl['soft'] - 1):+.2f}% (goal: within 1%)")
+if "cache-t1" in ppl and "soft-t1" in ppl:
     print(f"at T = 1: (ii) {ppl['soft-t1']:.2f} ({100 * (1 - ppl['soft-t1'] / ppl['labels']):+.1f}% below (i)), "
           f"(iv) from the top-1024 cache {ppl['cache-t1']:.2f} ({100 * (ppl['cache-t1'] / ppl['soft-t1'] - 1):+.2f}% against (ii) at T = 1)")
 times = dict(l.split() for l in open(os.path.join(out, "times.txt")))
