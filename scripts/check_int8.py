@@ -20,7 +20,7 @@ from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 from transformers import BertConfig, BertModel
 
 d, inputs, out = sys.argv[1:4]
-raw = load_file(f"{d}/model.safetensors")
+raw = load_file(f"{d}/model.int8.safetensors")  # destila int8 export (not for transformers)
 state, qweights = {}, {}
 for name, t in raw.items():
     if name.endswith(".qscale"):

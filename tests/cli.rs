@@ -396,7 +396,15 @@ fn curves_draw_a_metrics_column_of_several_runs() {
     let csv = std::fs::read_to_string(out.join("curves.csv")).unwrap();
     assert_eq!(csv, "run,step,value\na,0,5\na,10,4\nb,0,4\nb,10,3\n");
     let svg = std::fs::read_to_string(out.join("curves.svg")).unwrap();
-    assert_eq!(svg.matches("<polyline").count(), 2);
+    // One line per run, in the first two series colours, and no third.
+    for colour in ["#1F77B4", "#D62728"] {
+        assert!(
+            svg.contains(&format!("stroke=\"{colour}\"")),
+            "{colour}: {svg}"
+        );
+    }
+    assert!(!svg.contains("#2CA02C"), "{svg}");
+    assert!(out.join("curves.png").is_file());
     // Bad columns and names are refused by name; a user's file is never overwritten.
     let (ok, _, err) = run(&[
         "curves",

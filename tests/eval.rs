@@ -147,7 +147,10 @@ fn bad_input_is_refused_clearly() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("empty.txt") && e.contains("0 sentence"), "{e}");
+    assert!(
+        e.contains("empty.txt") && e.contains("0 distinct sentence"),
+        "{e}"
+    );
     let p = dir.path().join("p.csv");
     std::fs::write(&p, "text_a,score\nx,1\ny,2\nz,3\n").unwrap();
     let e = evaluate(

@@ -161,7 +161,7 @@ fn forward(a: ForwardArgs) -> Result<()> {
     } = a;
     let device = destila::device::parse(&device)?;
     let heads = Heads {
-        mlm: mlm != MlmMode::None,
+        mlm: mlm.is_some_and(|m| m != MlmMode::None),
         nsp,
         pooler: nsp,
     };
@@ -189,6 +189,16 @@ fn forward(a: ForwardArgs) -> Result<()> {
             }
         }
     }
+    // Unasked, the MLM head is timed when the checkpoint has one.
+    let has_mlm = model
+        .report
+        .as_ref()
+        .is_some_and(|r| r.checkpoint_heads.mlm);
+    let mlm = mlm.unwrap_or(if has_mlm {
+        MlmMode::Masked
+    } else {
+        MlmMode::None
+    });
     let setup = ForwardBench {
         batch,
         seq_len,
@@ -255,8 +265,9 @@ struct ForwardArgs {
     batch: i64,
     #[arg(long, value_parser = parse::size, default_value_t = 128)]
     seq_len: i64,
-    #[arg(long, value_enum, default_value_t = MlmMode::Masked)]
-    mlm: MlmMode,
+    /// Default: masked when the checkpoint has an MLM head, else none.
+    #[arg(long, value_enum)]
+    mlm: Option<MlmMode>,
     #[arg(long, value_parser = parse::fraction, default_value_t = 0.15)]
     mask_fraction: f64,
     /// Also compute NSP logits.

@@ -509,8 +509,8 @@ pub fn evaluate(teacher: &Path, student: &Path, opts: &EvalOptions) -> Result<Ev
         None => None,
     };
     let sentences = match &opts.sentences {
-        Some(p) => read_sentences(p)?,
-        None => default_sentences(&opts.corpus, opts.max_sentences)?,
+        Some(p) => Some(read_sentences(p)?),
+        None => None,
     };
     let t = Embedder::open(teacher, opts.device)?;
     let s = Embedder::open(student, opts.device)?;
@@ -522,6 +522,10 @@ pub fn evaluate(teacher: &Path, student: &Path, opts: &EvalOptions) -> Result<Ev
             teacher.display()
         )));
     }
+    let sentences = match sentences {
+        Some(v) => v,
+        None => default_sentences(&opts.corpus, opts.max_sentences)?,
+    };
     if sentences.len() < 2 {
         return Err(Error::Invalid("fewer than 2 sentences to compare".into()));
     }
