@@ -220,10 +220,9 @@ fn store(
     let key_path = made.join("fit.json");
     std::fs::write(&key_path, serde_json::to_string_pretty(key).expect("json"))
         .map_err(|e| Error::io(&key_path, e))?;
-    crate::output::mark_tree(made, "distill")?;
     copy_dir(made, shared)?;
-    copy_dir(made, dir)?;
-    crate::output::remove_dir_own(made)
+    // Moved, not copied again, into the run's folder.
+    crate::output::commit_dir(made, dir, "distill")
 }
 
 /// The adaptation job a `teacher.heads: adapt` recipe runs first: a distillation whose
