@@ -152,6 +152,95 @@ fn kd_topk_tail_keeps_the_rest_of_the_vocabulary_as_one_outcome() {
 }
 
 #[test]
+fn sampled_targets_store_the_draws_counts_and_follow_the_full_kd_in_expectation() {
+    // Two rows over 6 classes at T = 2: p = softmax(teacher / 2), worked out below from the
+    // logits, not from the code under test.
+    let tl = [
+        2.0f32, 1.0, 0.0, -1.0, 0.5, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0,
+    ];
+    let teacher = t(&tl, &[2, 6]);
+    let p: Vec<Vec<f64>> = tl
+        .chunks(6)
+        .map(|r| {
+            let e: Vec<f64> = r.iter().map(|&x| (x as f64 / 2.0).exp()).collect();
+            let z: f64 = e.iter().sum();
+            e.iter().map(|x| x / z).collect()
+        })
+        .collect();
+    tch::manual_seed(7);
+    let n = 400_000;
+    let (ids, logits, tail) = sampled_targets(&teacher, n, 2.0);
+    // Every class is drawn at these sizes: 6 slots of distinct ids, an empty tail.
+    assert_eq!(ids.size(), [2, 6]);
+    assert!(tail.max().double_value(&[]) <= -1e4);
+    for r in 0..2 {
+        let mut seen = [false; 6];
+        let mut total = 0.0;
+        for j in 0..6 {
+            let id = ids.int64_value(&[r, j]) as usize;
+            assert!(!seen[id]);
+            seen[id] = true;
+            // Stored T·ln(count): the count comes back, and is n·p within 5 standard deviations.
+            let count = (logits.double_value(&[r, j]) / 2.0).exp();
+            total += count;
+            let (e, sd) = (
+                n as f64 * p[r as usize][id],
+                (n as f64 * p[r as usize][id]).sqrt(),
+            );
+            assert!(
+                (count - e).abs() < 5.0 * sd + 1.0,
+                "row {r} id {id}: {count} vs {e}"
+            );
+        }
+        assert!((total - n as f64).abs() < 1e-3 * n as f64, "{total}");
+    }
+    // The loss on them is KL(empirical ‖ q), and its gradient that of the full KD, T (q − p)
+    // per row over 2 rows, within the draws' noise.
+    let student = t(
+        &[0.0, 1.0, -1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+        &[2, 6],
+    )
+    .set_requires_grad(true);
+    let loss = kd_topk_tail(&ids, &logits, &tail, &student, 2.0);
+    let full = kd(&teacher, &student, 2.0).double_value(&[]);
+    // (p̂ − p is about 1e-3 per class at this n; T² = 4 and ln q near −2 make the KLs differ by
+    // about 0.01.)
+    assert!(
+        (loss.double_value(&[]) - full).abs() < 0.03,
+        "{loss} vs {full}"
+    );
+    loss.backward();
+    let g = student.grad();
+    let sv = [
+        0.0f64, 1.0, -1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0,
+    ];
+    for r in 0..2 {
+        let e: Vec<f64> = sv[r * 6..r * 6 + 6]
+            .iter()
+            .map(|x| (x / 2.0).exp())
+            .collect();
+        let z: f64 = e.iter().sum();
+        for c in 0..6 {
+            let want = 2.0 * (e[c] / z - p[r][c]) / 2.0;
+            let got = g.double_value(&[r as i64, c as i64]);
+            assert!(
+                (got - want).abs() < 5e-3,
+                "row {r} class {c}: {got} vs {want}"
+            );
+        }
+    }
+    // A few draws: fewer distinct ids than slots, the rest unused (probability 0).
+    tch::manual_seed(1);
+    let (ids, logits, _) = sampled_targets(&t(&[9.0, 0.0, 0.0, 0.0], &[1, 4]), 3, 1.0);
+    assert_eq!(ids.int64_value(&[0, 0]), 0);
+    assert!(
+        (logits.double_value(&[0, 0]) - 3f64.ln()).abs() < 1e-6,
+        "{logits}"
+    );
+    assert_eq!(logits.double_value(&[0, 1]), UNUSED_SLOT);
+}
+
+#[test]
 fn pooled_mse_averages_over_sequences_and_units() {
     // Squared differences 0, 4 (row 1) and 9, 16 (row 2): 29 / 4.
     let s = t(&[1.0, 2.0, 0.0, 0.0], &[2, 2]);

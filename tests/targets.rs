@@ -182,6 +182,102 @@ fn a_cache_holds_the_teachers_top_k_and_nsp_logits_and_pooled_embeddings() {
 }
 
 #[test]
+fn a_sampled_cache_holds_draws_from_the_teachers_distribution_at_the_kd_temperature() {
+    let n = 2000usize;
+    let Setup {
+        teacher: t,
+        cache,
+        path,
+        dir: _dir,
+        ..
+    } = setup(&format!("sample: {n}"), KD);
+    let out = succeeded(targets_cli(&path, &[]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("2000 draws per masked token"), "{stdout}");
+    let r = Recipe::from_file(&path).unwrap();
+    let tok = r.tokenizer().unwrap();
+    let sets = data::prepare(&r.data, &tok).unwrap();
+    let c = Cache::open(&cache, &targets::key(&r, &sets).unwrap()).unwrap();
+    assert_eq!((c.manifest.sample, c.manifest.top_k), (Some(n), n));
+    let model = bert::load(&t, &Default::default()).unwrap();
+    // Per masked token, the mean of log p(drawn id) against its expectation under p (at the
+    // recipe's T = 2), summed over tokens in standard deviations; and the same expectation
+    // had the draws been uniform over the vocabulary, which they must be far from.
+    let (mut diff, mut var, mut uniform_gap, mut rows) = (0.0, 0.0, 0.0, 0);
+    for i in 0..c.batches("train") {
+        let b = c.batch("train", i, tok.pad_id).unwrap();
+        let o = model
+            .forward(
+                &b.inputs,
+                &ForwardOptions {
+                    mlm: MlmPositions::Flat(b.masked_positions.shallow_clone()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let lp = (o.mlm_logits.unwrap() / 2.0).log_softmax(-1, Kind::Double);
+        let tg = b.targets.unwrap();
+        let counts = (tg.topk_logits.to_kind(Kind::Double) / 2.0).exp();
+        let used = tg.topk_logits.gt(-1e4).to_kind(Kind::Double);
+        let counts = &counts * &used;
+        for row in 0..counts.size()[0] {
+            let total = counts.get(row).sum(Kind::Double).double_value(&[]);
+            assert!((total - n as f64).abs() < 0.01 * n as f64, "{total}");
+            let ids = tg.topk_ids.get(row);
+            let kept = used.get(row).sum(Kind::Double).int64_value(&[]);
+            let distinct = ids.narrow(0, 0, kept).unique_dim(0, false, false, false).0;
+            assert_eq!(distinct.size()[0], kept, "a token in two slots");
+            let l = lp.get(row);
+            let obs = (counts.get(row) * l.gather(0, &ids, false)).sum(Kind::Double) / n as f64;
+            let p = l.exp();
+            let mean = (&p * &l).sum(Kind::Double);
+            let sq = (&p * &l * &l).sum(Kind::Double);
+            diff += (obs - &mean).double_value(&[]);
+            var += (sq - &mean * &mean).double_value(&[]) / n as f64;
+            uniform_gap += (mean - l.mean(Kind::Double)).double_value(&[]);
+            rows += 1;
+        }
+    }
+    let sd = var.sqrt();
+    eprintln!("{rows} masked tokens: drawn - expected {diff:.5} (sd {sd:.5}), uniform gap {uniform_gap:.4}");
+    assert!(rows > 50);
+    assert!(diff.abs() < 5.0 * sd, "{diff} vs sd {sd}");
+    assert!(
+        uniform_gap > 20.0 * sd,
+        "the check could not tell uniform draws: {uniform_gap}"
+    );
+
+    // A distillation reads it; a recipe asking for another form is refused by name.
+    let distill = |extra: &[&str]| {
+        let out = common::destila()
+            .args(["distill", path.to_str().unwrap(), "--quiet", "--force"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, e) = distill(&[]);
+    assert!(ok, "{e}");
+    let (ok, e) = distill(&["--set", "teacher.targets.sample=500"]);
+    assert!(
+        !ok && e.contains("teacher.targets.sample") && e.contains("2000 draws"),
+        "{e}"
+    );
+    let (ok, e) = distill(&["--set", "teacher.targets.top_k=8"]);
+    assert!(!ok && e.contains("not both"), "{e}");
+    let (ok, e) = distill(&["--set", "teacher.targets.sample=0"]);
+    assert!(!ok && e.contains("teacher.targets.sample"), "{e}");
+    let (ok, e) = distill(&["--set", "losses.temperature=1.0"]);
+    assert!(
+        !ok && e.contains("losses.temperature") && e.contains("draws"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_cache_made_for_another_teacher_or_data_is_refused() {
     let Setup { dir, path, .. } = setup("top_k: 4", KD);
     succeeded(targets_cli(&path, &[]));
@@ -215,6 +311,12 @@ fn a_cache_made_for_another_teacher_or_data_is_refused() {
     let (ok, e) = distill(&["--set", "losses.temperature=3.0"]);
     assert!(
         !ok && e.contains("losses.temperature") && e.contains("temperature 2"),
+        "{e}"
+    );
+    // Another form of MLM targets than the cache holds (it keeps the top 4).
+    let (ok, e) = distill(&["--set", "teacher.targets.top_k=8"]);
+    assert!(
+        !ok && e.contains("teacher.targets.top_k") && e.contains("holds the top 4"),
         "{e}"
     );
     let (ok, e) = distill(&["--set", "losses.pooled_cos.weight=1"]);
@@ -287,12 +389,19 @@ fn distilling_from_a_full_vocabulary_cache_follows_the_live_teacher() {
 
 #[test]
 fn two_ranks_under_torchrun_write_the_same_cache_as_one_process() {
+    // The top k, and draws (each batch's generator is seeded by its number, not its rank).
+    for form in ["top_k: 6", "sample: 50"] {
+        two_ranks(form);
+    }
+}
+
+fn two_ranks(form: &str) {
     let Setup {
         dir,
         path,
         cache: one,
         ..
-    } = setup("top_k: 6", KD);
+    } = setup(form, KD);
     succeeded(targets_cli(&path, &[]));
     let two = dir.path().join("two");
     let torchrun = common::root().join(".venv/bin/torchrun");

@@ -70,7 +70,14 @@ pub fn targets(a: Targets) -> Result<()> {
     if !main {
         return Ok(());
     }
-    outln!("targets  {} (top {} MLM logits)", s.dir.display(), s.top_k)?;
+    match s.sample {
+        Some(n) => outln!(
+            "targets  {} ({n} draws per masked token from the teacher's MLM distribution, at most {} distinct)",
+            s.dir.display(),
+            s.top_k
+        )?,
+        None => outln!("targets  {} (top {} MLM logits)", s.dir.display(), s.top_k)?,
+    }
     for (name, x) in &s.splits {
         outln!(
             "{name:<10} {} batches, {} examples, {} tokens, {} masked; {:.1} MB, {:.2} bytes/token ({:.2} of them top-k)",

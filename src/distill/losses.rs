@@ -63,6 +63,36 @@ pub fn tail_log_mass(logits: &Tensor, ids: &Tensor, temperature: f64) -> Tensor 
         .clamp_min(-1e4)
 }
 
+/// The stored logit of an unused slot of a sampled target: its probability is exactly 0 at
+/// any temperature, and it fits in fp16.
+pub const UNUSED_SLOT: f64 = -60000.0;
+
+/// `n` draws (with replacement, from the current generator) from softmax(`logits` /
+/// `temperature`) [rows, classes], in the form `kd_topk_tail` reads: per row, the distinct
+/// drawn ids [rows, min(n, classes)], logits T·ln(count) so that softmax(logits / T) is the
+/// empirical distribution of the draws (`UNUSED_SLOT` where fewer distinct ids were
+/// drawn), and an empty tail. KL(empirical ‖ student) then has the gradient of the full
+/// KD in expectation (sparse logit sampling), where a top k drops the tail's shape.
+pub fn sampled_targets(logits: &Tensor, n: i64, temperature: f64) -> (Tensor, Tensor, Tensor) {
+    let logits = logits.to_kind(Kind::Float);
+    let (rows, classes) = (logits.size()[0], logits.size()[1]);
+    let p = (&logits / temperature).softmax(-1, Kind::Float);
+    let draws = p.multinomial(n, true);
+    let counts = Tensor::zeros([rows, classes], (Kind::Float, logits.device())).scatter_add(
+        -1,
+        &draws,
+        &Tensor::ones([rows, n], (Kind::Float, logits.device())),
+    );
+    let (values, ids) = counts.topk(n.min(classes), -1, true, true);
+    let stored = values
+        .clamp_min(1e-30)
+        .log()
+        .g_mul_scalar(temperature)
+        .where_self(&values.gt(0.0), &Tensor::from(UNUSED_SLOT as f32));
+    let tail = Tensor::full([rows], -1e4, (Kind::Float, logits.device()));
+    (ids, stored, tail)
+}
+
 /// Mean cross-entropy of `logits` [n, classes] against `labels` [n].
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
     logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(

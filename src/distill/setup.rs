@@ -207,7 +207,7 @@ fn open_cache(recipe: &Recipe, sets: &data::Datasets) -> Result<Option<Arc<Cache
         return Ok(None);
     };
     let c = Cache::open(&dir, &targets::key(recipe, sets)?)?;
-    c.check_temperature(recipe)?;
+    c.check_settings(recipe)?;
     let sentence_loss = [
         ("pooled_cos", &recipe.losses.pooled_cos),
         ("pooled_mse", &recipe.losses.pooled_mse),

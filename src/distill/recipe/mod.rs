@@ -161,12 +161,35 @@ pub struct TeacherSection {
 #[serde(deny_unknown_fields)]
 pub struct TargetsSection {
     pub dir: PathBuf,
-    /// MLM logits kept per masked position (the teacher's k largest).
-    #[serde(default = "defaults::d_top_k")]
-    pub top_k: usize,
+    /// MLM logits kept per masked position: the teacher's k largest (32 unless `sample`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<usize>,
+    /// Instead of the top k: N draws from the teacher's MLM distribution at the KD
+    /// temperature, kept as distinct tokens with their counts. Its KL's gradient is an
+    /// unbiased estimate of the full soft target's (the top k drop the tail's shape).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<usize>,
     /// Also store the teacher's mean-pooled last hidden state per sequence.
     #[serde(default)]
     pub pooled: bool,
+}
+
+/// How a target cache keeps the teacher's MLM distribution at each masked position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MlmTargets {
+    /// Its k largest logits and the log mass of the rest.
+    TopK(usize),
+    /// N draws from it (at the KD temperature), as distinct tokens and counts.
+    Sample(usize),
+}
+
+impl TargetsSection {
+    pub fn mlm(&self) -> MlmTargets {
+        match (self.top_k, self.sample) {
+            (_, Some(n)) => MlmTargets::Sample(n),
+            (k, None) => MlmTargets::TopK(k.unwrap_or_else(defaults::d_top_k)),
+        }
+    }
 }
 
 /// Which teacher layers a student built from the teacher copies.

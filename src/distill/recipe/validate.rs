@@ -610,8 +610,17 @@ impl Recipe {
         let err = |field: &str, msg: String| Err(Error::config(&self.path, field, msg));
         let active = self.active_losses();
         if let Some(tg) = self.teacher.as_ref().and_then(|t| t.targets.as_ref()) {
-            if tg.top_k == 0 {
+            if tg.top_k.is_some() && tg.sample.is_some() {
+                return err(
+                    "teacher.targets.sample",
+                    "set either top_k (the teacher's k largest MLM logits) or sample (draws from its MLM distribution), not both".into(),
+                );
+            }
+            if tg.top_k == Some(0) {
                 return err("teacher.targets.top_k", "must be at least 1".into());
+            }
+            if tg.sample == Some(0) {
+                return err("teacher.targets.sample", "must be at least 1".into());
             }
             if self.job == Job::Distill {
                 let live: Vec<&&str> = active

@@ -34,7 +34,12 @@ pub struct Manifest {
     pub version: u32,
     pub key: Key,
     pub teacher: String,
+    /// Slots per masked position: the teacher's top k logits, or (with `sample`) the
+    /// distinct tokens of `sample` draws, stored as T·ln(count) (an unused slot: -60000).
     pub top_k: usize,
+    /// Draws per masked position of a sampled cache (none: top k).
+    #[serde(default)]
+    pub sample: Option<usize>,
     pub pooled: bool,
     /// The KD temperature the tail masses were computed at (the recipe's, constant).
     pub temperature: f64,

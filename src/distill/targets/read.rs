@@ -12,7 +12,7 @@ use tch::{Kind, Tensor};
 
 use super::format::{Index, Key, Manifest, VERSION};
 use crate::data::{self, Batch, Cursor, Masked, Targets};
-use crate::distill::recipe::{Recipe, Scheduled};
+use crate::distill::recipe::{MlmTargets, Recipe, Scheduled};
 use crate::error::{Error, Result};
 
 /// A split's shard maps and, per global batch number, (shard, batch within it).
@@ -170,11 +170,43 @@ impl Cache {
         })
     }
 
-    /// Refuses a recipe whose KD temperature is not the one the tail masses were made at
-    /// (unless the cache keeps the whole vocabulary, which has no tail).
-    pub fn check_temperature(&self, recipe: &Recipe) -> Result<()> {
+    /// Refuses a recipe that asks for another form of MLM targets than the cache holds
+    /// (another top k, draws instead of a top k), or whose KD temperature is not the one the
+    /// tail masses or the draws were made at (a top k covering the whole vocabulary has no
+    /// tail, and fits any).
+    pub fn check_settings(&self, recipe: &Recipe) -> Result<()> {
         let m = &self.manifest;
-        if m.top_k as i64 >= m.vocab_size {
+        if let Some(tg) = recipe.teacher.as_ref().and_then(|t| t.targets.as_ref()) {
+            let held = match m.sample {
+                Some(n) => MlmTargets::Sample(n),
+                None => MlmTargets::TopK(m.top_k),
+            };
+            let wanted = match tg.mlm() {
+                MlmTargets::TopK(k) => MlmTargets::TopK(k.min(m.vocab_size as usize)),
+                other => other,
+            };
+            if held != wanted {
+                let say = |f: MlmTargets| match f {
+                    MlmTargets::TopK(k) => format!("the top {k} MLM logits"),
+                    MlmTargets::Sample(n) => format!("{n} draws per masked token"),
+                };
+                let field = match tg.mlm() {
+                    MlmTargets::TopK(_) => "teacher.targets.top_k",
+                    MlmTargets::Sample(_) => "teacher.targets.sample",
+                };
+                return Err(Error::config(
+                    &recipe.path,
+                    field,
+                    format!(
+                        "asks for {}, but the target cache in {} holds {}; set the cache's value or rebuild it with `destila targets`",
+                        say(wanted),
+                        self.dir.display(),
+                        say(held)
+                    ),
+                ));
+            }
+        }
+        if m.top_k as i64 >= m.vocab_size && m.sample.is_none() {
             return Ok(());
         }
         match recipe.losses.temperature {
@@ -183,9 +215,10 @@ impl Cache {
                 &recipe.path,
                 "losses.temperature",
                 format!(
-                    "{other:?}, but the target cache in {} was made at temperature {} (its tail masses depend on it); use that or rebuild the cache",
+                    "{other:?}, but the target cache in {} was made at temperature {} (its {} depend on it); use that or rebuild the cache",
                     self.dir.display(),
-                    m.temperature
+                    m.temperature,
+                    if m.sample.is_some() { "draws" } else { "tail masses" }
                 ),
             )),
         }

@@ -14,7 +14,7 @@ use super::format::{key, Index, Key, Manifest, ShardIndex, SplitSummary, VERSION
 use crate::bert::{ForwardOptions, Heads, MlmPositions, Model};
 use crate::data::{self, Batch, Datasets, Masked, Targets};
 use crate::dist::{self, Group};
-use crate::distill::recipe::{Recipe, Scheduled, TargetsSection};
+use crate::distill::recipe::{MlmTargets, Recipe, Scheduled, TargetsSection};
 use crate::distill::teacher::FitRun;
 use crate::error::{Error, Result};
 use crate::output::Folder;
@@ -182,15 +182,17 @@ impl ShardBuf {
     }
 }
 
-/// The teacher's targets for one batch: top-k MLM logits at the masked positions with the
-/// log tail mass at `temperature`, NSP logits, and (with `pooled`) the mean-pooled last
-/// hidden state.
+/// The teacher's targets for one batch: at the masked positions, top-k MLM logits with the
+/// log tail mass at `temperature` (or, sampled, draws from its distribution at `temperature`
+/// with the generator seeded by `seed`); NSP logits; and (with `pooled`) the mean-pooled
+/// last hidden state.
 pub fn teacher_targets(
     teacher: &Model,
     batch: &Batch,
-    k: usize,
+    form: MlmTargets,
     pooled: bool,
     temperature: f64,
+    seed: i64,
 ) -> Result<Targets> {
     let opts = ForwardOptions {
         attentions: false,
@@ -200,9 +202,18 @@ pub fn teacher_targets(
     };
     let out = tch::no_grad(|| teacher.forward(&batch.inputs, &opts))?;
     let mlm = out.mlm_logits.as_ref().expect("asked for");
-    let k = (k as i64).min(mlm.size()[1]);
-    let (values, ids) = mlm.to_kind(Kind::Float).topk(k, -1, true, true);
-    let tail = crate::distill::losses::tail_log_mass(mlm, &ids, temperature);
+    let (ids, values, tail) = match form {
+        MlmTargets::TopK(k) => {
+            let k = (k as i64).min(mlm.size()[1]);
+            let (values, ids) = mlm.to_kind(Kind::Float).topk(k, -1, true, true);
+            let tail = crate::distill::losses::tail_log_mass(mlm, &ids, temperature);
+            (ids, values, tail)
+        }
+        MlmTargets::Sample(n) => {
+            tch::manual_seed(seed);
+            crate::distill::losses::sampled_targets(mlm, n as i64, temperature)
+        }
+    };
     let pooled = pooled.then(|| {
         crate::distill::losses::mean_pool(
             out.hidden_states.last().expect("has layers"),
@@ -222,11 +233,23 @@ pub fn teacher_targets(
     })
 }
 
+/// The generator seed of one batch's draws: the recipe's seed, the split and the batch
+/// number (FNV-1a), so that any rank draws the same for the same batch.
+fn batch_seed(seed: u64, split: &str, batch: u64) -> i64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in format!("{seed}/{split}/{batch}").bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+    }
+    (h >> 1) as i64
+}
+
 /// What `write` made.
 #[derive(Debug, Clone, Serialize)]
 pub struct WriteSummary {
     pub dir: PathBuf,
+    /// Slots per masked position: the top k, or at most `sample` distinct drawn tokens.
     pub top_k: usize,
+    pub sample: Option<usize>,
     pub splits: BTreeMap<String, SplitSummary>,
     pub seconds: f64,
 }
@@ -284,7 +307,10 @@ struct Writer<'a> {
     device: Device,
     pad: u32,
     ids16: bool,
+    /// Slots per masked position (k, or the sample size, at most the vocabulary).
     k: usize,
+    form: MlmTargets,
+    seed: u64,
     hidden: usize,
     pooled: bool,
     temperature: f64,
@@ -304,7 +330,8 @@ pub fn write(recipe: &Recipe, out: &Path, opts: &WriteOptions) -> Result<WriteSu
         .and_then(|t| t.targets.clone())
         .unwrap_or(TargetsSection {
             dir: out.to_path_buf(),
-            top_k: 32,
+            top_k: None,
+            sample: None,
             pooled: false,
         });
     let inputs: Vec<PathBuf> = recipe.inputs().into_iter().filter(|p| p != out).collect();
@@ -326,8 +353,10 @@ pub fn write(recipe: &Recipe, out: &Path, opts: &WriteOptions) -> Result<WriteSu
     };
     let teacher = super::super::teacher::with_heads(recipe, need, device, group, opts.fit)?;
     let cfg = teacher.config().clone();
-    let k = settings.top_k.min(cfg.vocab_size as usize);
-    let temperature = cache_temperature(recipe, k, cfg.vocab_size)?;
+    let form = settings.mlm();
+    let (MlmTargets::TopK(n) | MlmTargets::Sample(n)) = form;
+    let k = n.min(cfg.vocab_size as usize);
+    let temperature = cache_temperature(recipe, form, k, cfg.vocab_size)?;
     if main {
         folder.create()?;
     }
@@ -342,6 +371,8 @@ pub fn write(recipe: &Recipe, out: &Path, opts: &WriteOptions) -> Result<WriteSu
         pad: tokenizer.pad_id,
         ids16: cfg.vocab_size <= 1 << 16,
         k,
+        form,
+        seed: recipe.seed,
         hidden: cfg.hidden_size as usize,
         pooled: settings.pooled,
         temperature,
@@ -368,6 +399,7 @@ pub fn write(recipe: &Recipe, out: &Path, opts: &WriteOptions) -> Result<WriteSu
     Ok(WriteSummary {
         dir: out.to_path_buf(),
         top_k: k,
+        sample: settings.sample,
         splits,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -383,19 +415,23 @@ fn finish(tmp: &Path, index: &Index, manifest: &Manifest) -> Result<()> {
     json(manifest, "manifest.json")
 }
 
-/// The tail masses depend on the temperature: a cache with k below the vocabulary is made
-/// for one constant temperature.
-fn cache_temperature(recipe: &Recipe, k: usize, vocab: i64) -> Result<f64> {
+/// The tail masses and the draws depend on the temperature: a cache with k below the
+/// vocabulary, or a sampled one, is made for one constant temperature.
+fn cache_temperature(recipe: &Recipe, form: MlmTargets, k: usize, vocab: i64) -> Result<f64> {
     Ok(match recipe.losses.temperature {
         Scheduled::Constant(t) => t,
-        Scheduled::Linear { .. } if k < vocab as usize => {
+        Scheduled::Linear { .. } if k < vocab as usize || matches!(form, MlmTargets::Sample(_)) => {
+            let what = match form {
+                MlmTargets::Sample(n) => format!("sampled ({n} draws per masked token)"),
+                MlmTargets::TopK(_) => {
+                    format!("with top_k {k} below the vocabulary ({vocab})")
+                }
+            };
             return Err(Error::config(
                 &recipe.path,
                 "losses.temperature",
-                format!(
-                    "a target cache with top_k {k} below the vocabulary ({vocab}) needs a constant temperature"
-                ),
-            ))
+                format!("a target cache {what} needs a constant temperature"),
+            ));
         }
         Scheduled::Linear { start, .. } => start,
     })
@@ -418,6 +454,10 @@ impl Writer<'_> {
                 .map(|t| t.checkpoint.display().to_string())
                 .unwrap_or_default(),
             top_k: self.k,
+            sample: match self.form {
+                MlmTargets::Sample(n) => Some(n),
+                MlmTargets::TopK(_) => None,
+            },
             pooled: self.pooled,
             temperature: self.temperature,
             id_dtype: if self.ids16 { "int16" } else { "int32" }.into(),
@@ -449,7 +489,15 @@ impl Writer<'_> {
                 continue;
             }
             let b = data::batch::collate(items, self.pad).to_device(self.device);
-            let t = teacher_targets(&self.teacher, &b, self.k, self.pooled, self.temperature)?;
+            let seed = batch_seed(self.seed, split, i as u64);
+            let t = teacher_targets(
+                &self.teacher,
+                &b,
+                self.form,
+                self.pooled,
+                self.temperature,
+                seed,
+            )?;
             summary.examples += items.len() as u64;
             summary.tokens += items.iter().map(|m| m.ids.len() as u64).sum::<u64>();
             summary.masked += items.iter().map(|m| m.masked.len() as u64).sum::<u64>();
