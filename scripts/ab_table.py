@@ -16,6 +16,8 @@ arms = [
     ("soft", "(ii) labels + soft targets"),
     ("layers", "(iii) (ii) + hidden/attention"),
     ("cache", "(iv) (ii) from the top-32 cache"),
+    ("cache-s32", "(iv) (ii) from 32 draws"),
+    ("cache-s128", "(iv) (ii) from 128 draws"),
     ("soft-t1", "(ii) at T = 1"),
     ("cache-t1", "(iv) at T = 1, top 1024"),
 ]
@@ -69,8 +71,12 @@ print(f"(ii) against (i): held-out MLM perplexity {ppl['soft']:.2f} vs {ppl['lab
 if "cache" in ppl:
     print(f"(iv) against (ii): {ppl['cache']:.2f} vs {ppl['soft']:.2f}, "
           f"{100 * (ppl['cache'] / ppl['soft'] - 1):+.2f}% (goal: within 1%)")
+for a, n in (("cache-s32", 32), ("cache-s128", 128)):
+    if a in ppl:
+        print(f"(iv) from {n} draws against (ii): {ppl[a]:.2f} vs {ppl['soft']:.2f}, "
+              f"{100 * (ppl[a] / ppl['soft'] - 1):+.2f}% (goal: within 1%)")
 if "cache-t1" in ppl and "soft-t1" in ppl:
     print(f"at T = 1: (ii) {ppl['soft-t1']:.2f} ({100 * (1 - ppl['soft-t1'] / ppl['labels']):+.1f}% below (i)), "
           f"(iv) from the top-1024 cache {ppl['cache-t1']:.2f} ({100 * (ppl['cache-t1'] / ppl['soft-t1'] - 1):+.2f}% against (ii) at T = 1)")
-times = dict(l.split() for l in open(os.path.join(out, "times.txt")))
+times = dict(l.split() for l in open(os.path.join(out, "times.txt")) if l.strip())
 print("seconds: " + ", ".join(f"{k} {v}" for k, v in times.items()))

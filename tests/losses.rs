@@ -142,6 +142,14 @@ fn kd_topk_tail_keeps_the_rest_of_the_vocabulary_as_one_outcome() {
         &kd_topk_tail(&ids, &logits, &tail, &student, 1.0),
         0.25 * std::f64::consts::LN_2,
     );
+    // Its gradient in the student's logits: q_i − p_i on the kept classes (−1/4, 0), and
+    // q_j − p_tail q_j / q_tail on the others (1/4 − 1/4 · 1/4 / (1/2) = 1/8 each).
+    let s = student.copy().set_requires_grad(true);
+    kd_topk_tail(&ids, &logits, &tail, &s, 1.0).backward();
+    let g = Vec::<f32>::try_from(s.grad().view([-1])).unwrap();
+    for (got, want) in g.iter().zip([-0.25f32, 0.0, 0.125, 0.125]) {
+        assert!((got - want).abs() < 1e-6, "{g:?}");
+    }
     // Every class kept: the tail is empty and this is plain KD, at any temperature.
     let all = Tensor::from_slice(&[2i64, 0, 3, 1]).view([1, 4]);
     let tail = tail_log_mass(&teacher, &all, 2.0);

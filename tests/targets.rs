@@ -278,6 +278,83 @@ fn a_sampled_cache_holds_draws_from_the_teachers_distribution_at_the_kd_temperat
 }
 
 #[test]
+fn bench_topk_compares_the_top_k_and_draws_with_the_full_soft_targets() {
+    let Setup {
+        dir, teacher: t, ..
+    } = setup("top_k: 4", KD);
+    let student = teacher(&dir.path().join("student"), 4);
+    // A teacher shaped like a language's token distribution: a Zipf bias on its MLM decoder
+    // (logit -1.5 ln rank, so at T = 2 p falls as rank^-0.75: a long, heavy tail), and a
+    // student that has learnt the same shape but each token's odds a little off (noise of
+    // sd 1 on every logit): what a student made from the teacher's own layers looks like.
+    // What the two disagree on is spread over the whole vocabulary, mostly the tail.
+    let zipf = |dir: &Path, noise: f64| {
+        let m = bert::load(dir, &Default::default()).unwrap();
+        tch::manual_seed(11);
+        tch::no_grad(|| {
+            for (name, mut v) in m.vs.variables() {
+                if name.ends_with("predictions.bias") {
+                    let n = v.size()[0];
+                    let ranks = Tensor::arange(n, (Kind::Float, tch::Device::Cpu)) + 1.0;
+                    let e = Tensor::randn([n], (Kind::Float, tch::Device::Cpu)) * noise;
+                    v.copy_(&(ranks.log() * -1.0 + e));
+                }
+            }
+        });
+        bert::save(&m, dir).unwrap();
+    };
+    zipf(&t, 0.0);
+    zipf(&student, 1.0);
+    let out = succeeded(
+        common::destila()
+            .args(["bench", "topk"])
+            .arg(&t)
+            .arg(&student)
+            .args(["--data"])
+            .arg(dir.path().join("train.txt"))
+            .args(["--batches", "2", "--batch", "32", "--seq-len", "32"])
+            .args(["--k", "64,30522", "--sample", "64,4096,65536"])
+            .output()
+            .unwrap(),
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let get = |form: &str, k: u64| {
+        rows.iter()
+            .find(|r| r["form"] == form && r["k"] == k)
+            .unwrap_or_else(|| panic!("{rows:?}"))
+    };
+    let f = |r: &serde_json::Value, key: &str| r[key].as_f64().unwrap();
+    // The whole vocabulary is the full KD: the same loss, the same gradient.
+    let all = get("top-k", 30522);
+    assert!(
+        f(all, "relative").abs() < 1e-4 && (f(all, "grad_cos") - 1.0).abs() < 1e-6,
+        "{all}"
+    );
+    // The top k are biased: the teacher's top 64 hold a few percent of its mass, the rest
+    // is one outcome to them, and their gradient points elsewhere than the full KD's. Draws
+    // are unbiased: their gradient converges to the full KD's as N grows (the noise of 64
+    // draws over this flat a tail is large; 65,536 draws are within a few degrees).
+    eprintln!("{rows:?}");
+    let top = get("top-k", 64);
+    assert!(f(top, "mass") < 0.1 && f(top, "grad_cos") < 0.9, "{top}");
+    let cos: Vec<f64> = [64, 4096, 65536]
+        .iter()
+        .map(|&n| f(get("sample", n), "grad_cos"))
+        .collect();
+    assert!(
+        cos[0] < cos[1] && cos[1] < cos[2] && cos[2] > 0.98,
+        "{cos:?}"
+    );
+    assert_eq!(
+        f(top, "bytes_per_masked"),
+        f(get("sample", 64), "bytes_per_masked")
+    );
+}
+
+#[test]
 fn a_cache_made_for_another_teacher_or_data_is_refused() {
     let Setup { dir, path, .. } = setup("top_k: 4", KD);
     succeeded(targets_cli(&path, &[]));

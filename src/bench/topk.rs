@@ -1,10 +1,11 @@
-//! Top-k teacher targets against the full vocabulary on held-out text (`destila bench topk`):
-//! storage per token and the KD loss of a student with each.
+//! Stored teacher targets (the top k, or N draws) against the full vocabulary on held-out
+//! text (`destila bench topk`): storage per token, the KD loss of a student with each, and
+//! how well the gradient it gives the student's weights points where the full KD's does.
 
 use std::path::Path;
 
 use serde::Serialize;
-use tch::Kind;
+use tch::{Kind, Tensor};
 
 use crate::bert::{ForwardOptions, MlmPositions, Model};
 use crate::data::Batch;
@@ -14,79 +15,112 @@ use crate::error::Result;
 /// full-vocabulary one.
 #[derive(Debug, Clone, Serialize)]
 pub struct TopkRow {
+    /// "top-k" (k = the top k logits) or "sample" (k = N draws per masked token).
+    pub form: &'static str,
     pub k: usize,
     /// Bytes of top-k ids, fp16 logits and the fp32 tail per masked token, and per input
     /// token.
     pub bytes_per_masked: f64,
     pub bytes_per_token: f64,
     pub kd_full: f64,
-    /// `kd_topk_tail`: the top k and the teacher's tail mass as one more outcome.
+    /// `kd_topk_tail`: the top k and the teacher's tail mass as one more outcome; for a
+    /// sampled form, KL(draws' empirical distribution ‖ student), whose gradient (not its
+    /// value, which is larger by about the entropy the draws miss) estimates the full KD's.
     pub kd_topk: f64,
     /// kd_topk − kd_full, and that over kd_full.
     pub difference: f64,
     pub relative: f64,
-    /// Teacher probability mass (at T) inside the top k, averaged over positions.
+    /// Teacher probability mass (at T) inside the stored ids, averaged over positions.
     pub mass: f64,
+    /// Cosine between the gradient of this loss and of the full KD with respect to the
+    /// student's weights, one batch at a time (a training step's gradient), averaged over
+    /// batches: 1 for the full KD; what the stored form loses of the soft targets' pull.
+    pub grad_cos: f64,
 }
 
 /// Over `batches`, the KD loss (temperature `t`) with the full teacher distribution and
-/// with its top k classes only, for each k; ids stored as int16 when the vocabulary allows.
-/// Batches are read one at a time and only sums are kept, so memory stays flat however
-/// many there are.
+/// with each stored form: its top k classes (`ks`), and N draws from it (`samples`, the
+/// generator seeded by `seed` and the batch number); ids stored as int16 when the
+/// vocabulary allows. Batches are read one at a time and only sums are kept, so memory
+/// stays flat however many there are.
 pub fn topk_gap<B: std::borrow::Borrow<Batch>>(
     teacher: &Model,
     student: &Model,
     batches: impl IntoIterator<Item = B>,
     ks: &[usize],
+    samples: &[usize],
     t: f64,
+    seed: i64,
 ) -> Result<Vec<TopkRow>> {
+    use crate::distill::losses;
     let vocab = teacher.config().vocab_size;
     let id_bytes = if vocab <= 1 << 16 { 2.0 } else { 4.0 };
-    let (mut masked, mut tokens) = (0f64, 0f64);
+    let forms: Vec<(&'static str, usize)> = ks
+        .iter()
+        .map(|&k| ("top-k", k))
+        .chain(samples.iter().map(|&n| ("sample", n)))
+        .collect();
+    let (mut masked, mut tokens, mut n_batches) = (0f64, 0f64, 0f64);
     let mut full = 0f64;
-    let mut sums = vec![(0f64, 0f64); ks.len()];
-    tch::no_grad(|| -> Result<()> {
-        for b in batches {
-            let b: &Batch = b.borrow();
-            let opts = ForwardOptions {
-                mlm: MlmPositions::Flat(b.masked_positions.shallow_clone()),
-                ..Default::default()
-            };
-            let lt = teacher
-                .forward(&b.inputs, &opts)?
-                .mlm_logits
-                .expect("asked for");
-            let ls = student
-                .forward(&b.inputs, &opts)?
-                .mlm_logits
-                .expect("asked for");
-            let n = lt.size()[0] as f64;
-            masked += n;
-            tokens += b.inputs.attention_mask.sum(Kind::Float).double_value(&[]);
-            full += crate::distill::losses::kd(&lt, &ls, t).double_value(&[]) * n;
-            let p = (&lt / t).softmax(-1, Kind::Float);
-            for (i, &k) in ks.iter().enumerate() {
+    // Per form: loss sum, mass sum, gradient-cosine sum.
+    let mut sums = vec![(0f64, 0f64, 0f64); forms.len()];
+    let vars = student.vs.trainable_variables();
+    let grad = |loss: &Tensor| -> Tensor {
+        let g = Tensor::run_backward(&[loss], &vars, true, false);
+        Tensor::cat(&g.iter().map(|x| x.flatten(0, -1)).collect::<Vec<_>>(), 0)
+            .to_kind(Kind::Double)
+    };
+    for (bi, b) in batches.into_iter().enumerate() {
+        let b: &Batch = b.borrow();
+        let opts = ForwardOptions {
+            mlm: MlmPositions::Flat(b.masked_positions.shallow_clone()),
+            ..Default::default()
+        };
+        let lt = tch::no_grad(|| teacher.forward(&b.inputs, &opts))?
+            .mlm_logits
+            .expect("asked for");
+        let ls = student
+            .forward(&b.inputs, &opts)?
+            .mlm_logits
+            .expect("asked for");
+        let n = lt.size()[0] as f64;
+        masked += n;
+        n_batches += 1.0;
+        tokens += b.inputs.attention_mask.sum(Kind::Float).double_value(&[]);
+        let full_loss = losses::kd(&lt, &ls, t);
+        full += full_loss.double_value(&[]) * n;
+        let g_full = grad(&full_loss);
+        let p = (&lt / t).softmax(-1, Kind::Float);
+        for (i, &(form, k)) in forms.iter().enumerate() {
+            let (ids, v, tail) = if form == "top-k" {
                 let (v, ids) = lt.topk(k as i64, -1, true, true);
-                let mass = p
-                    .gather(-1, &ids, false)
-                    .sum_dim_intlist(-1, false, Kind::Float);
-                let tail = crate::distill::losses::tail_log_mass(&lt, &ids, t);
-                let kd =
-                    crate::distill::losses::kd_topk_tail(&ids, &v, &tail, &ls, t).double_value(&[]);
-                sums[i].0 += kd * n;
-                sums[i].1 += mass.sum(Kind::Float).double_value(&[]);
-            }
+                let tail = losses::tail_log_mass(&lt, &ids, t);
+                (ids, v, tail)
+            } else {
+                tch::manual_seed(seed.wrapping_add(bi as i64));
+                losses::sampled_targets(&lt, k as i64, t)
+            };
+            let used = v.gt(losses::UNUSED_SLOT / 2.0).to_kind(Kind::Float);
+            let mass = (p.gather(-1, &ids, false) * used).sum_dim_intlist(-1, false, Kind::Float);
+            let loss = losses::kd_topk_tail(&ids, &v, &tail, &ls, t);
+            let g = grad(&loss);
+            let cos = g.dot(&g_full).double_value(&[])
+                / (g.norm().double_value(&[]) * g_full.norm().double_value(&[])).max(1e-30);
+            sums[i].0 += loss.double_value(&[]) * n;
+            sums[i].1 += mass.sum(Kind::Float).double_value(&[]);
+            sums[i].2 += cos;
         }
-        Ok(())
-    })?;
+    }
     let kd_full = full / masked.max(1.0);
-    Ok(ks
+    Ok(forms
         .iter()
         .zip(sums)
-        .map(|(&k, (kd, mass))| {
+        .map(|(&(form, k), (kd, mass, cos))| {
             let kd_topk = kd / masked.max(1.0);
-            let per_masked = k as f64 * (id_bytes + 2.0) + 4.0;
+            let slots = k.min(vocab as usize) as f64;
+            let per_masked = slots * (id_bytes + 2.0) + 4.0;
             TopkRow {
+                form,
                 k,
                 bytes_per_masked: per_masked,
                 bytes_per_token: per_masked * masked / tokens.max(1.0),
@@ -95,6 +129,7 @@ pub fn topk_gap<B: std::borrow::Borrow<Batch>>(
                 difference: kd_topk - kd_full,
                 relative: (kd_topk - kd_full) / kd_full,
                 mass: mass / masked.max(1.0),
+                grad_cos: cos / n_batches.max(1.0),
             }
         })
         .collect())
@@ -106,6 +141,8 @@ pub struct TopkOptions {
     /// Held-out text (file, folder or glob).
     pub data: String,
     pub k: Vec<usize>,
+    /// Draws per masked token of the sampled forms compared (none: top k only).
+    pub sample: Vec<usize>,
     pub batches: usize,
     pub batch: usize,
     pub seq_len: usize,
@@ -159,5 +196,13 @@ pub fn run(teacher: &Path, student: &Path, o: &TopkOptions) -> Result<Vec<TopkRo
     let t = crate::bert::load(teacher, &Default::default())?;
     let s = crate::bert::load(student, &Default::default())?;
     let held = (0..o.batches).map_while(|_| l.next_batch());
-    topk_gap(&t, &s, held, &o.k, o.temperature)
+    topk_gap(
+        &t,
+        &s,
+        held,
+        &o.k,
+        &o.sample,
+        o.temperature,
+        crate::data::HELD_OUT_SEED as i64,
+    )
 }

@@ -37,8 +37,9 @@ enum BenchCommand {
     /// One distillation step of the trainer (teacher forward, student forward and backward,
     /// kd_mlm + kd_nsp + mlm + nsp + hidden_cos, AdamW); prints JSON.
     Step(StepArgs),
-    /// Top-k teacher targets against the full vocabulary on held-out text: storage per
-    /// token and the KD loss of a student with each; prints JSON lines.
+    /// Stored teacher targets (top k, or N draws) against the full vocabulary on held-out
+    /// text: storage per token, the KD loss of a student with each and the cosine of its
+    /// weight gradient to the full KD's; prints JSON lines.
     Topk {
         /// Teacher checkpoint with an MLM head.
         teacher: PathBuf,
@@ -47,8 +48,12 @@ enum BenchCommand {
         /// Held-out text (file, folder or glob).
         #[arg(long)]
         data: String,
+        /// The top-k forms compared: k largest teacher logits per masked token.
         #[arg(long, value_delimiter = ',', default_value = "8,32,128", value_parser = parse::count)]
         k: Vec<usize>,
+        /// The sampled forms compared: N draws per masked token (teacher.targets.sample).
+        #[arg(long, value_delimiter = ',', value_parser = parse::count)]
+        sample: Vec<usize>,
         #[arg(long, value_parser = parse::count, default_value_t = 16)]
         batches: usize,
         #[arg(long, value_parser = parse::count, default_value_t = 32)]
@@ -81,6 +86,7 @@ pub fn bench(a: Bench) -> Result<()> {
             student,
             data,
             k,
+            sample,
             batches,
             batch,
             seq_len,
@@ -89,6 +95,7 @@ pub fn bench(a: Bench) -> Result<()> {
             let o = bench::topk::TopkOptions {
                 data,
                 k,
+                sample,
                 batches,
                 batch,
                 seq_len,
