@@ -36,6 +36,9 @@ pub struct TopkRow {
     /// student's weights, one batch at a time (a training step's gradient), averaged over
     /// batches: 1 for the full KD; what the stored form loses of the soft targets' pull.
     pub grad_cos: f64,
+    /// The norm of that gradient over the full KD's, averaged over batches: how much of the
+    /// soft targets' pull it keeps.
+    pub grad_norm_ratio: f64,
 }
 
 /// Over `batches`, the KD loss (temperature `t`) with the full teacher distribution and
@@ -62,8 +65,8 @@ pub fn topk_gap<B: std::borrow::Borrow<Batch>>(
         .collect();
     let (mut masked, mut tokens, mut n_batches) = (0f64, 0f64, 0f64);
     let mut full = 0f64;
-    // Per form: loss sum, mass sum, gradient-cosine sum.
-    let mut sums = vec![(0f64, 0f64, 0f64); forms.len()];
+    // Per form: loss sum, mass sum, gradient-cosine sum, gradient-norm-ratio sum.
+    let mut sums = vec![(0f64, 0f64, 0f64, 0f64); forms.len()];
     let vars = student.vs.trainable_variables();
     let grad = |loss: &Tensor| -> Tensor {
         let g = Tensor::run_backward(&[loss], &vars, true, false);
@@ -104,18 +107,19 @@ pub fn topk_gap<B: std::borrow::Borrow<Batch>>(
             let mass = (p.gather(-1, &ids, false) * used).sum_dim_intlist(-1, false, Kind::Float);
             let loss = losses::kd_topk_tail(&ids, &v, &tail, &ls, t);
             let g = grad(&loss);
-            let cos = g.dot(&g_full).double_value(&[])
-                / (g.norm().double_value(&[]) * g_full.norm().double_value(&[])).max(1e-30);
+            let (norm, norm_full) = (g.norm().double_value(&[]), g_full.norm().double_value(&[]));
+            let cos = g.dot(&g_full).double_value(&[]) / (norm * norm_full).max(1e-30);
             sums[i].0 += loss.double_value(&[]) * n;
             sums[i].1 += mass.sum(Kind::Float).double_value(&[]);
             sums[i].2 += cos;
+            sums[i].3 += norm / norm_full.max(1e-30);
         }
     }
     let kd_full = full / masked.max(1.0);
     Ok(forms
         .iter()
         .zip(sums)
-        .map(|(&(form, k), (kd, mass, cos))| {
+        .map(|(&(form, k), (kd, mass, cos, ratio))| {
             let kd_topk = kd / masked.max(1.0);
             let slots = k.min(vocab as usize) as f64;
             let per_masked = slots * (id_bytes + 2.0) + 4.0;
@@ -130,6 +134,7 @@ pub fn topk_gap<B: std::borrow::Borrow<Batch>>(
                 relative: (kd_topk - kd_full) / kd_full,
                 mass: mass / masked.max(1.0),
                 grad_cos: cos / n_batches.max(1.0),
+                grad_norm_ratio: ratio / n_batches.max(1.0),
             }
         })
         .collect())
