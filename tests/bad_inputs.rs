@@ -376,6 +376,22 @@ fn cases() -> Vec<Case> {
         ("teacher.checkpoint={D}/no-config", "teacher.checkpoint"),
         ("teacher.heads=maybe", "teacher.heads"),
         ("teacher.targets.top_k=0", "teacher"),
+        (
+            "teacher.targets.dir={D}/tg --set teacher.targets.top_k=0",
+            "teacher.targets.top_k",
+        ),
+        (
+            "teacher.targets.dir={D}/tg --set teacher.targets.sample=0",
+            "teacher.targets.sample",
+        ),
+        (
+            "teacher.targets.dir={D}/tg --set teacher.targets.sample=2000000",
+            "teacher.targets.sample",
+        ),
+        (
+            "teacher.targets.dir={D}/tg --set teacher.targets.sample=8 --set teacher.targets.top_k=8",
+            "teacher.targets.sample",
+        ),
         ("student.layers=0", "student.layers"),
         ("student.layers=-1", "student.layers"),
         ("student.layers=18", "student.layers"),
@@ -699,6 +715,8 @@ fn cases() -> Vec<Case> {
     add(&format!("{topk} --k 0"), "--k");
     add(&format!("{topk} --k 8,0"), "--k");
     add(&format!("{topk} --k 40000"), "--k");
+    add(&format!("{topk} --sample 0"), "--sample");
+    add(&format!("{topk} --sample 2000000"), "--sample");
     for n in ["2", "3", "4"] {
         add(&format!("{topk} --seq-len {n}"), "--seq-len");
     }

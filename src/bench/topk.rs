@@ -187,6 +187,16 @@ pub fn run(teacher: &Path, student: &Path, o: &TopkOptions) -> Result<Vec<TopkRo
             tc.vocab_size
         )));
     }
+    if let Some(big) = o
+        .sample
+        .iter()
+        .find(|&&n| n > crate::distill::losses::MAX_SAMPLE)
+    {
+        return Err(Error::Invalid(format!(
+            "--sample {big}: at most {} draws per masked token",
+            crate::distill::losses::MAX_SAMPLE
+        )));
+    }
     let positions = tc.max_position_embeddings.min(sc.max_position_embeddings);
     if o.seq_len as i64 > positions {
         return Err(Error::Invalid(format!(

@@ -76,22 +76,49 @@ pub const UNUSED_SLOT: f64 = -60000.0;
 pub fn sampled_targets(logits: &Tensor, n: i64, temperature: f64) -> (Tensor, Tensor, Tensor) {
     let logits = logits.to_kind(Kind::Float);
     let (rows, classes) = (logits.size()[0], logits.size()[1]);
-    let p = (&logits / temperature).softmax(-1, Kind::Float);
-    let draws = p.multinomial(n, true);
-    let counts = Tensor::zeros([rows, classes], (Kind::Float, logits.device())).scatter_add(
-        -1,
-        &draws,
-        &Tensor::ones([rows, n], (Kind::Float, logits.device())),
-    );
-    let (values, ids) = counts.topk(n.min(classes), -1, true, true);
-    let stored = values
-        .clamp_min(1e-30)
-        .log()
-        .g_mul_scalar(temperature)
-        .where_self(&values.gt(0.0), &Tensor::from(UNUSED_SLOT as f32));
-    let tail = Tensor::full([rows], -1e4, (Kind::Float, logits.device()));
+    let dev = logits.device();
+    let slots = n.min(classes);
+    // Rows a few at a time, so that the draws and the counts stay within about 128 MB.
+    let chunk = (MAX_DRAWS_AT_ONCE / n.max(1)).clamp(1, 1024);
+    let (mut ids, mut stored) = (Vec::new(), Vec::new());
+    for start in (0..rows).step_by(chunk as usize) {
+        let part = logits.narrow(0, start, chunk.min(rows - start));
+        let r = part.size()[0];
+        let draws = (&part / temperature)
+            .softmax(-1, Kind::Float)
+            .multinomial(n, true);
+        let counts = Tensor::zeros([r, classes], (Kind::Float, dev)).scatter_add(
+            -1,
+            &draws,
+            &Tensor::ones([r, n], (Kind::Float, dev)),
+        );
+        let (values, i) = counts.topk(slots, -1, true, true);
+        stored.push(
+            values
+                .clamp_min(1e-30)
+                .log()
+                .g_mul_scalar(temperature)
+                .where_self(&values.gt(0.0), &Tensor::from(UNUSED_SLOT as f32)),
+        );
+        ids.push(i);
+    }
+    let (ids, stored) = if rows == 0 {
+        (
+            Tensor::zeros([0, slots], (Kind::Int64, dev)),
+            Tensor::zeros([0, slots], (Kind::Float, dev)),
+        )
+    } else {
+        (Tensor::cat(&ids, 0), Tensor::cat(&stored, 0))
+    };
+    let tail = Tensor::full([rows], -1e4, (Kind::Float, dev));
     (ids, stored, tail)
 }
+
+/// Draws `sampled_targets` makes at once (int64: 128 MB).
+const MAX_DRAWS_AT_ONCE: i64 = 1 << 24;
+
+/// The most draws per masked token a sampled target may ask for (one row's draws: 8 MB).
+pub const MAX_SAMPLE: usize = 1 << 20;
 
 /// Mean cross-entropy of `logits` [n, classes] against `labels` [n].
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {

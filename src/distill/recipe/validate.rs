@@ -622,6 +622,18 @@ impl Recipe {
             if tg.sample == Some(0) {
                 return err("teacher.targets.sample", "must be at least 1".into());
             }
+            if let Some(n) = tg
+                .sample
+                .filter(|&n| n > crate::distill::losses::MAX_SAMPLE)
+            {
+                return err(
+                    "teacher.targets.sample",
+                    format!(
+                        "{n} draws per masked token; at most {} (draws beyond the vocabulary's size add little)",
+                        crate::distill::losses::MAX_SAMPLE
+                    ),
+                );
+            }
             if self.job == Job::Distill {
                 let live: Vec<&&str> = active
                     .iter()
