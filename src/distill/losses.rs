@@ -78,21 +78,36 @@ pub fn sampled_targets(logits: &Tensor, n: i64, temperature: f64) -> (Tensor, Te
     let (rows, classes) = (logits.size()[0], logits.size()[1]);
     let dev = logits.device();
     let slots = n.min(classes);
-    // Rows a few at a time, so that the draws and the counts stay within about 128 MB.
-    let chunk = (MAX_DRAWS_AT_ONCE / n.max(1)).clamp(1, 1024);
+    // Rows a few at a time, so that the draws and each [rows, classes] table (double) stay
+    // within about 128 MB.
+    let chunk = (MAX_DRAWS_AT_ONCE / n.max(1))
+        .min(MAX_DRAWS_AT_ONCE / classes.max(1))
+        .clamp(1, 1024);
+    // Ties among the counts are broken by the lowest id, so that the slots are a function of
+    // the draws alone (not of how a top-k kernel orders equal values).
+    let tie = (Tensor::arange(classes, (Kind::Double, dev)).neg() + (classes - 1) as f64)
+        / classes as f64;
     let (mut ids, mut stored) = (Vec::new(), Vec::new());
     for start in (0..rows).step_by(chunk as usize) {
         let part = logits.narrow(0, start, chunk.min(rows - start));
         let r = part.size()[0];
-        let draws = (&part / temperature)
-            .softmax(-1, Kind::Float)
-            .multinomial(n, true);
-        let counts = Tensor::zeros([r, classes], (Kind::Float, dev)).scatter_add(
+        // Inverse-CDF draws in double precision from the generator's uniforms: the same
+        // draws for the same generator state, whatever the kernel or thread count.
+        let cdf = (&part / temperature)
+            .softmax(-1, Kind::Double)
+            .cumsum(-1, Kind::Double);
+        let cdf = &cdf / cdf.narrow(1, classes - 1, 1);
+        let u = Tensor::rand([r, n], (Kind::Double, dev));
+        let draws = u
+            .searchsorted(&cdf, false, true, "right", None::<Tensor>)
+            .clamp_max(classes - 1);
+        let counts = Tensor::zeros([r, classes], (Kind::Double, dev)).scatter_add(
             -1,
             &draws,
-            &Tensor::ones([r, n], (Kind::Float, dev)),
+            &Tensor::ones([r, n], (Kind::Double, dev)),
         );
-        let (values, i) = counts.topk(slots, -1, true, true);
+        let (_, i) = (&counts + &tie).topk(slots, -1, true, true);
+        let values = counts.gather(-1, &i, false).to_kind(Kind::Float);
         stored.push(
             values
                 .clamp_min(1e-30)
