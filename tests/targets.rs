@@ -84,6 +84,19 @@ fn setup(targets: &str, losses: &str) -> Setup {
     }
 }
 
+/// `distill RECIPE --quiet --force EXTRA...`: whether it succeeded, and its stderr.
+fn distill_with(recipe: &Path, extra: &[&str]) -> (bool, String) {
+    let out = common::destila()
+        .args(["distill", recipe.to_str().unwrap(), "--quiet", "--force"])
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// `out`, after checking that its command succeeded (its stderr otherwise).
 fn succeeded(out: std::process::Output) -> std::process::Output {
     assert!(
@@ -248,17 +261,7 @@ fn a_sampled_cache_holds_draws_from_the_teachers_distribution_at_the_kd_temperat
     );
 
     // A distillation reads it; a recipe asking for another form is refused by name.
-    let distill = |extra: &[&str]| {
-        let out = common::destila()
-            .args(["distill", path.to_str().unwrap(), "--quiet", "--force"])
-            .args(extra)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let distill = |extra: &[&str]| distill_with(&path, extra);
     let (ok, e) = distill(&[]);
     assert!(ok, "{e}");
     let (ok, e) = distill(&["--set", "teacher.targets.sample=500"]);
@@ -360,17 +363,7 @@ fn bench_topk_compares_the_top_k_and_draws_with_the_full_soft_targets() {
 fn a_cache_made_for_another_teacher_or_data_is_refused() {
     let Setup { dir, path, .. } = setup("top_k: 4", KD);
     succeeded(targets_cli(&path, &[]));
-    let distill = |extra: &[&str]| {
-        let out = common::destila()
-            .args(["distill", path.to_str().unwrap(), "--quiet", "--force"])
-            .args(extra)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let distill = |extra: &[&str]| distill_with(&path, extra);
     let (ok, e) = distill(&[]);
     assert!(ok, "{e}");
     let (ok, e) = distill(&["--set", "seed=2"]);
