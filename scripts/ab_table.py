@@ -12,7 +12,7 @@ import sys
 
 out = sys.argv[1]
 arms = [
-    ("labels", "(i) labels only"),
+    ("labels", "(i) labels"),
     ("soft", "(ii) labels + soft targets"),
     ("layers", "(iii) (ii) + hidden/attention"),
     ("cache", "(iv) (ii) from the top-32 cache"),

@@ -27,8 +27,10 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-pub const COLORS: [&str; 6] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+/// Matplotlib's ten-colour cycle (tab10), in an order that keeps the first pairs apart.
+pub const COLORS: [&str; 10] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf",
 ];
 
 const W: u32 = 900;
