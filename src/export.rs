@@ -36,6 +36,8 @@ pub struct ExportSummary {
     pub file_bytes: u64,
     pub dtype: String,
     pub int8: bool,
+    /// A structurally pruned model widened back with zero units for transformers.
+    pub padded: bool,
 }
 
 fn dtype_name(k: Kind) -> &'static str {
@@ -102,6 +104,9 @@ fn model_card(
         s.dtype,
         if s.int8 { ", linear weights and word embeddings int8 per output row (destila only)" } else { "" },
     );
+    if s.padded {
+        card += "\nThe source was structurally pruned (fewer heads or feed-forward neurons in some layers). transformers has no per-layer widths, so the pruned units are present here as zeros, which compute nothing: the outputs are the pruned model's, its speed is the unpruned shape's. destila and the ONNX export (`destila export --format onnx`) run the compact model.\n";
+    }
     if let Some((recipe, step)) = provenance(checkpoint) {
         let teacher = recipe
             .pointer("/teacher/checkpoint")
@@ -260,6 +265,15 @@ fn tokenizer_files(checkpoint: &Path, tmp: &Path, model: &Model) -> Result<()> {
 fn write_export(checkpoint: &Path, tmp: &Path, opts: &ExportOptions) -> Result<ExportSummary> {
     let model = bert::load(checkpoint, &LoadOptions::default())?;
     crate::tokenize::BertTokenizer::from_dir(checkpoint)?;
+    // transformers has no per-layer widths: a structurally pruned model is written at its
+    // nominal shape with zero heads and neurons, which compute nothing, so that it loads
+    // and gives the same numbers (the int8 form is destila's own and stays compact).
+    let padded = model.config().is_pruned() && !opts.int8;
+    let model = if padded {
+        crate::prune::shape::pad(&model)?
+    } else {
+        model
+    };
     let mut heads = model.bert.heads;
     if opts.heads == HeadsMode::Drop {
         heads.mlm = false;
@@ -289,6 +303,7 @@ fn write_export(checkpoint: &Path, tmp: &Path, opts: &ExportOptions) -> Result<E
             dtype_name(opts.dtype).to_string()
         },
         int8: opts.int8,
+        padded,
     };
     let eval = match &opts.eval {
         Some(p) => Some(

@@ -14,6 +14,9 @@ pub struct Inspection {
     pub heads: i64,
     pub head_dim: i64,
     pub intermediate_size: i64,
+    /// A structurally pruned model's heads and feed-forward widths, layer by layer.
+    pub layer_heads: Option<Vec<i64>>,
+    pub layer_intermediate_sizes: Option<Vec<i64>>,
     pub activation: String,
     pub vocab_size: i64,
     pub tokenizer_vocab_size: Option<usize>,
@@ -57,6 +60,8 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
         heads: c.num_attention_heads,
         head_dim: c.head_dim(),
         intermediate_size: c.intermediate_size,
+        layer_heads: c.layer_heads.clone(),
+        layer_intermediate_sizes: c.layer_intermediate_sizes.clone(),
         activation: c.hidden_act.clone(),
         vocab_size: c.vocab_size,
         tokenizer_vocab_size: tokenizer.as_ref().map(|t| t.vocab_size()),
@@ -110,6 +115,18 @@ impl std::fmt::Display for Inspection {
             self.intermediate_size,
             self.activation
         )?;
+        let list = |v: &[i64]| {
+            v.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        if let Some(h) = &self.layer_heads {
+            writeln!(f, "pruned heads   per layer: {}", list(h))?;
+        }
+        if let Some(i) = &self.layer_intermediate_sizes {
+            writeln!(f, "pruned FFN     per layer: {}", list(i))?;
+        }
         let tok = match (&self.tokenizer_vocab_size, &self.tokenizer_source) {
             (Some(n), Some(s)) => format!("tokenizer {n} ({s})"),
             _ => "no tokenizer".into(),

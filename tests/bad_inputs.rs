@@ -740,6 +740,61 @@ fn cases() -> Vec<Case> {
     add("bench data {R} --batches 0", "--batches");
     add("bench data {D}/missing.yaml", "missing.yaml");
 
+    // Structured pruning: counts beyond the model's shape, flags of the other mode, inputs.
+    let sp = "prune {M} --corpus {D}/corpus.txt --out {D}/sp";
+    add(&format!("{sp} --heads 0"), "--heads");
+    add(&format!("{sp} --heads 3"), "--heads");
+    add(&format!("{sp} --ffn 65"), "--ffn");
+    add(&format!("{sp} --hidden 20"), "--hidden");
+    add(&format!("{sp} --hidden 48"), "--hidden");
+    add(&format!("{sp} --hidden 16 --heads 2"), "--heads");
+    add(&format!("{sp} --heads 1 --rounds 0"), "--rounds");
+    add(&format!("{sp} --heads 1 --rounds 65"), "--rounds");
+    add(&format!("{sp} --heads 1 --probes 0"), "--probes");
+    add(&format!("{sp} --heads 1 --sentences 0"), "--sentences");
+    add(&format!("{sp} --heads 1 --min-count 2"), "--min-count");
+    add(&format!("{sp} --even"), "--even");
+    add(
+        &format!("{sp} --heads 1 --teacher {{D}}/missing"),
+        "--teacher",
+    );
+    add(
+        "prune {M} --corpus {D}/missing.txt --out {D}/sp --heads 1",
+        "missing.txt",
+    );
+    add(
+        "prune {D}/missing --corpus {D}/corpus.txt --out {D}/sp --heads 1",
+        "missing",
+    );
+    for (key, value) in [
+        ("heads", "0"),
+        ("heads", "3"),
+        ("ffn", "0"),
+        ("hidden", "20"),
+        ("rounds", "0"),
+        ("sentences", "0"),
+        ("bogus", "1"),
+    ] {
+        for cmd in ["recipe check", "distill"] {
+            add(
+                &format!("{cmd} {{R}} --set student.prune.{key}={value}"),
+                &format!("student.prune.{key}"),
+            );
+        }
+    }
+    add(
+        "bench ladder --teacher {M} --student {M} --sentences {D}/corpus.txt --out {D}/l --pruned {D}/missing",
+        "--pruned",
+    );
+    add(
+        "bench ladder --teacher {M} --student {M} --sentences {D}/corpus.txt --out {D}/l --pairs {D}/missing.csv",
+        "missing.csv",
+    );
+    add(
+        "bench ladder --teacher {M} --student {M} --sentences {D}/corpus.txt --out {D}/l --pairs {D}/corpus.txt",
+        "corpus.txt",
+    );
+
     // doctor.
     add("doctor --tolerance NaN", "--tolerance");
     add("doctor --tolerance=-1", "--tolerance");

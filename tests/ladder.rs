@@ -28,6 +28,37 @@ fn the_ladder_measures_every_rung() {
         4,
         destila::bert::Heads::default(),
     );
+    // A structurally pruned student: the short student with half its heads and neurons.
+    let pruned = dir.path().join("pruned");
+    let o = common::destila()
+        .args([
+            "prune",
+            student.to_str().unwrap(),
+            "--corpus",
+            train.to_str().unwrap(),
+        ])
+        .args([
+            "--out",
+            pruned.to_str().unwrap(),
+            "--heads",
+            "6",
+            "--ffn",
+            "768",
+        ])
+        .args(["--sentences", "32", "--teacher", t.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Human judgements: the first 60 LEE pairs.
+    let pairs = dir.path().join("pairs.csv");
+    let lee = std::fs::read_to_string(common::root().join(".cache/eval/lee-pairs.csv")).unwrap();
+    let mut r = csv::Reader::from_reader(lee.as_bytes());
+    let mut w = csv::Writer::from_path(&pairs).unwrap();
+    w.write_record(["text_a", "text_b", "score"]).unwrap();
+    for rec in r.records().take(60) {
+        w.write_record(&rec.unwrap()).unwrap();
+    }
+    w.flush().unwrap();
     let out = dir.path().join("ladder");
     let o = common::destila()
         .args(["--threads", "2", "bench", "ladder", "--iters", "1"])
@@ -38,6 +69,10 @@ fn the_ladder_measures_every_rung() {
         .args(["--out", out.to_str().unwrap()])
         .arg("--narrow")
         .arg(&narrow)
+        .arg("--pruned")
+        .arg(&pruned)
+        .arg("--pairs")
+        .arg(&pairs)
         .arg("--python")
         .arg(common::root().join(".venv/bin/python"))
         .output()
@@ -65,12 +100,16 @@ fn the_ladder_measures_every_rung() {
             "student pruned int8",
             "narrower student",
             "student pruned onnx-fp32",
-            "student pruned onnx-int8"
+            "student pruned onnx-int8",
+            "pruned 1 (2x384, 12 heads, 1536 FFN) f32",
+            "pruned 1 (2x384, 12 heads, 1536 FFN) int8",
+            "pruned 1 onnx-fp32",
+            "pruned 1 onnx-int8",
         ],
         "{so}"
     );
     let vs_student =
-        |row: &Vec<&str>| -> f64 { row[10].split('/').next().unwrap().trim().parse().unwrap() };
+        |row: &Vec<&str>| -> f64 { row[12].split('/').next().unwrap().trim().parse().unwrap() };
     assert!(vs_student(&rows[2]) > 0.999, "f16: {so}");
     // int8 dequantised to f32, then through libtorch's int8 kernels.
     assert!(rows[3][2].contains("dequantised") && rows[4][2].contains("int8 kernels"));
@@ -81,13 +120,30 @@ fn the_ladder_measures_every_rung() {
     // The ONNX rungs ran in onnxruntime: fp32 equals the pruned student it was made from.
     assert!(rows[8][2].starts_with("onnxruntime 1."), "{so}");
     let vs_teacher =
-        |row: &Vec<&str>| -> f64 { row[9].split('/').next().unwrap().trim().parse().unwrap() };
+        |row: &Vec<&str>| -> f64 { row[11].split('/').next().unwrap().trim().parse().unwrap() };
     assert!(
         (vs_teacher(&rows[8]) - vs_teacher(&rows[5])).abs() < 1e-3,
         "{so}"
     );
     assert!(vs_student(&rows[9]) > 0.9 * vs_student(&rows[5]), "{so}");
-    assert!(!rows[9][6].is_empty() && !rows[8][6].is_empty(), "{so}");
+    assert!(!rows[9][7].is_empty() && !rows[8][7].is_empty(), "{so}");
+    // The pruned student's uneven heads and neurons run in onnxruntime as in destila.
+    assert!(rows[12][2].starts_with("onnxruntime 1."), "{so}");
+    assert!(
+        (vs_teacher(&rows[12]) - vs_teacher(&rows[10])).abs() < 1e-3,
+        "{so}"
+    );
+    assert!(vs_student(&rows[11]) > 0.9 * vs_student(&rows[10]), "{so}");
+    // Every rung's agreement with the human judgements, and as a share of the teacher's.
+    for row in &rows {
+        let humans = row[13];
+        assert!(humans.contains('%') || humans.is_empty(), "{so}");
+    }
+    assert!(rows[0][13].contains("(100.0%)"), "{so}");
+    assert!(!rows[10][13].is_empty() && !rows[13][13].is_empty(), "{so}");
+    for f in ["frontier.svg", "frontier.png"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
     let mb = |row: &Vec<&str>| -> f64 { row[3].parse().unwrap() };
     assert!(
         mb(&rows[2]) < mb(&rows[1])
@@ -99,6 +155,6 @@ fn the_ladder_measures_every_rung() {
     );
     assert!(out.join("ladder.md").is_file() && out.join("ladder.csv").is_file());
     let csv = std::fs::read_to_string(out.join("ladder.csv")).unwrap();
-    // 10 rungs x 6 cells and a header.
-    assert_eq!(csv.lines().count(), 1 + 10 * 6, "{csv}");
+    // 14 rungs x 6 cells and a header.
+    assert_eq!(csv.lines().count(), 1 + 14 * 6, "{csv}");
 }

@@ -1,8 +1,10 @@
 //! The compression ladder (`destila bench ladder`): the teacher, the student, and the
 //! student made smaller step by step (f16, int8, pruned vocabulary, ONNX fp32 and int8),
-//! each with its file size, parameters, latency at batch 1/8/32 x 32/128 (median, p95) and
-//! similarity structure (Spearman of pair cosines, linear CKA) against the teacher and
-//! against the uncompressed student on the given sentences.
+//! then each structurally pruned student given (f32, int8, ONNX fp32 and int8), each with
+//! its file size, parameters, latency at batch 1/8/32 x 32/128 (median, p95), similarity
+//! structure (Spearman of pair cosines, linear CKA) against the teacher and against the
+//! uncompressed student on the given sentences, and agreement with human judgements when a
+//! pairs file is given; the frontier chart plots speed-up against structure.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +14,13 @@ use crate::error::{Error, Result};
 use crate::export::{export, ExportOptions, HeadsMode};
 
 /// The files `destila bench ladder` writes into its output folder.
-pub const LADDER_FILES: &[&str] = &["ladder.md", "ladder.csv", "variants"];
+pub const LADDER_FILES: &[&str] = &[
+    "ladder.md",
+    "ladder.csv",
+    "variants",
+    "frontier.svg",
+    "frontier.png",
+];
 
 #[derive(Debug, Clone)]
 pub struct LadderOptions {
@@ -26,6 +34,68 @@ pub struct LadderOptions {
     pub narrow: Option<PathBuf>,
     /// The Python with onnxruntime and transformers that times and runs the ONNX rungs.
     pub python: PathBuf,
+    /// Structurally pruned students (`destila prune --heads/--ffn/--hidden`, or a run with
+    /// `student.prune`), each measured in f32, int8 and ONNX.
+    pub pruned: Vec<PathBuf>,
+    /// Human similarity judgements (`text_a,text_b,score`): each rung's Spearman with them.
+    pub pairs: Option<PathBuf>,
+}
+
+/// The texts every rung embeds: the structure sentences, then the distinct texts of the
+/// judgement pairs, with each pair's two indices and score.
+struct Texts {
+    all: Vec<String>,
+    sentences: usize,
+    pairs: Vec<(i64, i64, f64)>,
+}
+
+impl Texts {
+    fn new(sentences: Vec<String>, pairs: &[(String, String, f64)]) -> Texts {
+        let n = sentences.len();
+        let mut all = sentences;
+        let mut index = std::collections::BTreeMap::new();
+        // One text a line for onnxruntime's side: a pair text's line breaks become spaces
+        // (as a tokenizer sees them anyway).
+        let mut id = |t: &str, all: &mut Vec<String>| -> i64 {
+            let t = t.replace(['\n', '\r'], " ");
+            *index.entry(t.clone()).or_insert_with(|| {
+                all.push(t);
+                all.len() as i64 - 1
+            })
+        };
+        let pairs = pairs
+            .iter()
+            .map(|(a, b, s)| (id(a, &mut all), id(b, &mut all), *s))
+            .collect();
+        Texts {
+            all,
+            sentences: n,
+            pairs,
+        }
+    }
+
+    /// The structure sentences' rows of `emb` (every text's embeddings).
+    fn structure_rows(&self, emb: &tch::Tensor) -> tch::Tensor {
+        emb.narrow(0, 0, self.sentences as i64)
+    }
+
+    /// Spearman of the pairs' cosines with the human scores, when there are pairs.
+    fn judgement(&self, emb: &tch::Tensor) -> Option<f64> {
+        if self.pairs.is_empty() {
+            return None;
+        }
+        let idx = |f: fn(&(i64, i64, f64)) -> i64| {
+            tch::Tensor::from_slice(&self.pairs.iter().map(f).collect::<Vec<_>>())
+        };
+        let (a, b) = (
+            emb.index_select(0, &idx(|p| p.0)),
+            emb.index_select(0, &idx(|p| p.1)),
+        );
+        let c = tch::Tensor::cosine_similarity(&a, &b, -1, 1e-8).to_kind(tch::Kind::Double);
+        let cos: Vec<f64> = Vec::try_from(c).ok()?;
+        let scores: Vec<f64> = self.pairs.iter().map(|p| p.2).collect();
+        Some(crate::eval::stats::spearman(&cos, &scores))
+    }
 }
 
 /// The runtime of the rungs whose int8 dense layers run through libtorch's int8 kernels.
@@ -89,6 +159,9 @@ fn onnx_measure(
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Rung {
     pub name: String,
+    /// The model it is a form of (the teacher, the student, a pruned student): the
+    /// frontier chart's series.
+    pub family: String,
     /// What runs it, and how.
     pub runtime: String,
     pub file_bytes: u64,
@@ -97,6 +170,8 @@ pub struct Rung {
     pub latency: Vec<(i64, i64, f64, f64)>,
     pub structure_vs_teacher: Option<(f64, f64)>,
     pub structure_vs_student: Option<(f64, f64)>,
+    /// Spearman of its pair cosines with the human judgements (`--pairs`).
+    pub judgement: Option<f64>,
 }
 
 fn size(dir: &Path, file: &str) -> u64 {
@@ -128,23 +203,26 @@ fn latency(e: &Embedder, o: &LadderOptions) -> Result<Vec<(i64, i64, f64, f64)>>
 }
 
 /// Measures `dir` (an HF folder destila runs) against the teacher's and the student's
-/// embeddings of the sentences.
+/// embeddings of the sentences; returns every text's embeddings.
 fn rung(
-    name: &str,
+    (name, family): (&str, &str),
     runtime: &str,
     dir: &Path,
-    refs: &[&str],
+    texts: &Texts,
     reference: Option<(&tch::Tensor, &tch::Tensor)>,
     o: &LadderOptions,
 ) -> Result<(Rung, tch::Tensor)> {
     let e = Embedder::open_with(dir, o.device, runtime == INT8_KERNELS)?;
-    let emb = e.embed(refs, Pooling::Mean, 32)?;
+    let refs: Vec<&str> = texts.all.iter().map(String::as_str).collect();
+    let all = e.embed(&refs, Pooling::Mean, 32)?;
+    let emb = texts.structure_rows(&all);
     let vs = |r: &tch::Tensor| {
         let (s, _, _) = crate::eval::compare::structure(r, &emb);
         (s.spearman, s.cka)
     };
     let rung = Rung {
         name: name.into(),
+        family: family.into(),
         runtime: runtime.into(),
         file_bytes: size(
             dir,
@@ -157,8 +235,60 @@ fn rung(
         latency: latency(&e, o)?,
         structure_vs_teacher: reference.map(|(t, _)| vs(t)),
         structure_vs_student: reference.map(|(_, s)| vs(s)),
+        judgement: texts.judgement(&all),
     };
     Ok((rung, emb))
+}
+
+/// The ONNX rungs (fp32 and int8) of the model in `from`, exported under `work`.
+#[allow(clippy::too_many_arguments)]
+fn onnx_rungs(
+    from: &Path,
+    label: &str,
+    family: &str,
+    work: &Path,
+    texts: &Texts,
+    (te, se): (&tch::Tensor, &tch::Tensor),
+    max_len: usize,
+    o: &LadderOptions,
+) -> Result<Vec<Rung>> {
+    let vs = |r: &tch::Tensor, e: &tch::Tensor| {
+        let (x, _, _) = crate::eval::compare::structure(r, e);
+        (x.spearman, x.cka)
+    };
+    let refs: Vec<&str> = texts.all.iter().map(String::as_str).collect();
+    let mut out = Vec::new();
+    for (name, int8) in [("onnx-fp32", false), ("onnx-int8", true)] {
+        let dir = work.join(format!("{}-{name}", label.replace(' ', "-")));
+        crate::onnx::export_onnx(from, &dir, int8, true)?;
+        let mut r = Rung {
+            name: format!("{label} {name}"),
+            family: family.into(),
+            runtime: String::new(),
+            file_bytes: size(&dir, "model.onnx"),
+            parameters: None,
+            latency: Vec::new(),
+            structure_vs_teacher: None,
+            structure_vs_student: None,
+            judgement: None,
+        };
+        match onnx_measure(&dir, &refs, max_len, o) {
+            Ok((latency, all, version)) => {
+                let emb = texts.structure_rows(&all);
+                r.runtime = format!("onnxruntime {version}");
+                r.latency = latency;
+                r.structure_vs_teacher = Some(vs(te, &emb));
+                r.structure_vs_student = Some(vs(se, &emb));
+                r.judgement = texts.judgement(&all);
+            }
+            Err(e) => {
+                eprintln!("warning: {}: not run in onnxruntime ({e})", r.name);
+                r.runtime = "onnxruntime: not available (--python)".into();
+            }
+        }
+        out.push(r);
+    }
+    Ok(out)
 }
 
 /// The sentences of `path` (one a line), at least 3 of them.
@@ -173,12 +303,31 @@ pub fn check_sentences(path: &Path) -> Result<Vec<String>> {
     Ok(sentences)
 }
 
-/// The ladder from `teacher` down to `student`'s compressed forms, written under `work`.
+/// The ladder from `teacher` down to `student`'s compressed forms and the pruned students,
+/// written under `work`.
 pub fn ladder(teacher: &Path, student: &Path, work: &Path, o: &LadderOptions) -> Result<Vec<Rung>> {
     let sentences = check_sentences(&o.sentences)?;
-    let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
-    let (mut t, te) = rung("teacher f32", "destila", teacher, &refs, None, o)?;
-    let (mut s, se) = rung("student f32", "destila", student, &refs, None, o)?;
+    let pairs = match &o.pairs {
+        Some(p) => crate::eval::compare::read_pairs(p)?,
+        None => Vec::new(),
+    };
+    let texts = Texts::new(sentences, &pairs);
+    let (mut t, te) = rung(
+        ("teacher f32", "teacher"),
+        "destila",
+        teacher,
+        &texts,
+        None,
+        o,
+    )?;
+    let (mut s, se) = rung(
+        ("student f32", "student"),
+        "destila",
+        student,
+        &texts,
+        None,
+        o,
+    )?;
     let vs = |r: &tch::Tensor, e: &tch::Tensor| {
         let (x, _, _) = crate::eval::compare::structure(r, e);
         (x.spearman, x.cka)
@@ -198,23 +347,16 @@ pub fn ladder(teacher: &Path, student: &Path, work: &Path, o: &LadderOptions) ->
     };
     let f16 = variant("student-f16");
     export(student, &f16, &hf(tch::Kind::Half, false))?;
-    rungs.push(
-        rung(
-            "student f16",
-            "destila (computes in f32)",
-            &f16,
-            &refs,
-            refs_pair,
-            o,
-        )?
-        .0,
-    );
+    let st = ("student f16", "student");
+    rungs.push(rung(st, "destila (computes in f32)", &f16, &texts, refs_pair, o)?.0);
     let int8 = variant("student-int8");
     export(student, &int8, &hf(tch::Kind::Float, true))?;
     for runtime in ["destila (dequantised to f32 on load)", INT8_KERNELS] {
-        rungs.push(rung("student int8", runtime, &int8, &refs, refs_pair, o)?.0);
+        let st = ("student int8", "student");
+        rungs.push(rung(st, runtime, &int8, &texts, refs_pair, o)?.0);
     }
     let mut onnx_from = student.to_path_buf();
+    let mut onnx_label = "student";
     if !o.prune_corpus.is_empty() {
         let pruned = variant("student-pruned");
         let po = crate::prune::PruneOptions {
@@ -224,94 +366,148 @@ pub fn ladder(teacher: &Path, student: &Path, work: &Path, o: &LadderOptions) ->
             force: true,
         };
         crate::prune::prune(student, &pruned, &po)?;
-        rungs.push(rung("student pruned", "destila", &pruned, &refs, refs_pair, o)?.0);
+        let st = ("student pruned", "student, vocabulary pruned");
+        rungs.push(rung(st, "destila", &pruned, &texts, refs_pair, o)?.0);
         let pruned_int8 = variant("student-pruned-int8");
         export(&pruned, &pruned_int8, &hf(tch::Kind::Float, true))?;
-        rungs.push(
-            rung(
-                "student pruned int8",
-                INT8_KERNELS,
-                &pruned_int8,
-                &refs,
-                refs_pair,
-                o,
-            )?
-            .0,
-        );
+        let st = ("student pruned int8", "student, vocabulary pruned");
+        rungs.push(rung(st, INT8_KERNELS, &pruned_int8, &texts, refs_pair, o)?.0);
         onnx_from = pruned;
+        onnx_label = "student pruned";
     }
     if let Some(narrow) = &o.narrow {
-        rungs.push(rung("narrower student", "destila", narrow, &refs, refs_pair, o)?.0);
+        let st = ("narrower student", "narrower student");
+        rungs.push(rung(st, "destila", narrow, &texts, refs_pair, o)?.0);
     }
     let max_len = Embedder::open(student, o.device)?.tokenizer.max_len();
-    for (name, int8) in [("onnx-fp32", false), ("onnx-int8", true)] {
-        let dir = variant(&format!("student-{name}"));
-        crate::onnx::export_onnx(&onnx_from, &dir, int8, true)?;
-        let pruned = if o.prune_corpus.is_empty() {
-            ""
-        } else {
-            " pruned"
-        };
-        let mut r = Rung {
-            name: format!("student{pruned} {name}"),
-            runtime: String::new(),
-            file_bytes: size(&dir, "model.onnx"),
-            parameters: None,
-            latency: Vec::new(),
-            structure_vs_teacher: None,
-            structure_vs_student: None,
-        };
-        match onnx_measure(&dir, &refs, max_len, o) {
-            Ok((latency, emb, version)) => {
-                r.runtime = format!("onnxruntime {version}");
-                r.latency = latency;
-                r.structure_vs_teacher = Some(vs(&te, &emb));
-                r.structure_vs_student = Some(vs(&se, &emb));
-            }
-            Err(e) => {
-                eprintln!("warning: {}: not run in onnxruntime ({e})", r.name);
-                r.runtime = "onnxruntime: not available (--python)".into();
-            }
-        }
-        rungs.push(r);
+    let family = if o.prune_corpus.is_empty() {
+        "student"
+    } else {
+        "student, vocabulary pruned"
+    };
+    let pair = (&te, &se);
+    rungs.extend(onnx_rungs(
+        &onnx_from, onnx_label, family, work, &texts, pair, max_len, o,
+    )?);
+    for (i, dir) in o.pruned.iter().enumerate() {
+        let c = crate::bert::BertConfig::from_file(dir.join("config.json"))?;
+        let label = format!("pruned {} ({})", i + 1, shape(&c));
+        let st = (format!("{label} f32"), label.clone());
+        rungs.push(rung((&st.0, &st.1), "destila", dir, &texts, refs_pair, o)?.0);
+        let q = variant(&format!("pruned-{}-int8", i + 1));
+        export(dir, &q, &hf(tch::Kind::Float, true))?;
+        let st = (format!("{label} int8"), label.clone());
+        rungs.push(rung((&st.0, &st.1), INT8_KERNELS, &q, &texts, refs_pair, o)?.0);
+        let short = format!("pruned {}", i + 1);
+        rungs.extend(onnx_rungs(
+            dir, &short, &label, work, &texts, pair, max_len, o,
+        )?);
     }
     Ok(rungs)
 }
 
-/// The ladder as a markdown table (latency at batch 1 x 128 and 32 x 128 shown; the CSV
-/// has every cell).
+/// A model's shape in a few words: layers x hidden, heads and FFN neurons in all.
+pub fn shape(c: &crate::bert::BertConfig) -> String {
+    let l = c.num_hidden_layers as usize;
+    let heads: i64 = (0..l).map(|i| c.heads_of(i)).sum();
+    let ffn: i64 = (0..l).map(|i| c.intermediate_of(i)).sum();
+    format!("{l}x{}, {heads} heads, {ffn} FFN", c.hidden_size)
+}
+
+/// Speed-up at batch 1 x 128 against the first rung's (the f32 teacher's) latency.
+fn speedup(rungs: &[Rung], r: &Rung) -> Option<f64> {
+    let at = |r: &Rung| {
+        r.latency
+            .iter()
+            .find(|c| c.0 == 1 && c.1 == 128)
+            .map(|c| c.2)
+    };
+    Some(at(rungs.first()?)? / at(r)?)
+}
+
+/// The frontier chart: each rung's speed-up at 1 x 128 against its structure vs the
+/// teacher, one series per model, and the frontier (the rungs no other beats on both).
+pub fn frontier(rungs: &[Rung]) -> Result<crate::plot::Chart> {
+    use crate::plot::{Mark, Series, COLORS};
+    let point = |r: &Rung| Some((speedup(rungs, r)?, r.structure_vs_teacher?.0));
+    let mut families: Vec<&str> = Vec::new();
+    for r in rungs {
+        if !families.contains(&r.family.as_str()) {
+            families.push(&r.family);
+        }
+    }
+    let mut series: Vec<Series> = families
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Series {
+            name: f.to_string(),
+            color: COLORS[i % COLORS.len()],
+            mark: Mark::Points,
+            points: rungs
+                .iter()
+                .filter(|r| r.family == *f)
+                .filter_map(point)
+                .collect(),
+        })
+        .collect();
+    let all: Vec<(f64, f64)> = rungs.iter().filter_map(point).collect();
+    let mut best: Vec<(f64, f64)> = all
+        .iter()
+        .copied()
+        .filter(|p| !all.iter().any(|q| q.0 >= p.0 && q.1 >= p.1 && q != p))
+        .collect();
+    best.sort_by(|a, b| a.0.total_cmp(&b.0));
+    series.push(Series {
+        name: "frontier".into(),
+        color: "#000000",
+        mark: Mark::Line,
+        points: best,
+    });
+    crate::plot::xy(
+        "Speed against quality: each rung of the ladder",
+        "faster than the f32 teacher at batch 1 x 128 (x)",
+        "similarity structure vs the teacher (Spearman)",
+        &series,
+        false,
+    )
+}
+
+/// The ladder as a markdown table (latency at 1 x 32, 1 x 128, 8 x 128 and 32 x 128; the
+/// CSV has every cell).
 pub fn markdown(rungs: &[Rung]) -> String {
     let teacher_bytes = rungs.first().map_or(1, |r| r.file_bytes.max(1)) as f64;
     let ms = |r: &Rung, b: i64, l: i64| {
         r.latency
             .iter()
             .find(|c| c.0 == b && c.1 == l)
-            .map_or("".to_string(), |c| format!("{:.1} ({:.1})", c.2, c.3))
+            .map_or("".to_string(), |c| format!("{:.1}", c.2))
     };
-    let base = rungs
-        .first()
-        .and_then(|r| r.latency.iter().find(|c| c.0 == 1 && c.1 == 128))
-        .map(|c| c.2);
+    let teacher_j = rungs.first().and_then(|r| r.judgement);
     let pair =
         |p: Option<(f64, f64)>| p.map_or("".to_string(), |(a, b)| format!("{a:.3} / {b:.3}"));
-    let mut s = String::from("| rung | runtime | file MB | smaller | parameters | 1 x 128 ms (p95) | 32 x 128 ms (p95) | faster at 1 x 128 | vs teacher (Spearman / CKA) | vs student (Spearman / CKA) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut s = String::from("| rung | runtime | file MB | smaller | parameters | 1 x 32 ms | 1 x 128 ms | 8 x 128 ms | 32 x 128 ms | faster at 1 x 128 | vs teacher (Spearman / CKA) | vs student (Spearman / CKA) | humans (Spearman, of teacher's) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rungs {
-        let faster = match (base, r.latency.iter().find(|c| c.0 == 1 && c.1 == 128)) {
-            (Some(b), Some(c)) => format!("{:.2}x", b / c.2),
+        let faster = speedup(rungs, r).map_or(String::new(), |x| format!("{x:.2}x"));
+        let humans = match (r.judgement, teacher_j) {
+            (Some(j), Some(t)) => format!("{j:.3} ({:.1}%)", 100.0 * j / t),
+            (Some(j), None) => format!("{j:.3}"),
             _ => String::new(),
         };
         s += &format!(
-            "| {} | {} | {:.1} | {:.2}x | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {:.1} | {:.2}x | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.name,
             r.runtime,
             r.file_bytes as f64 / 1e6,
             teacher_bytes / r.file_bytes.max(1) as f64,
             r.parameters.map_or(String::new(), |p| p.to_string()),
+            ms(r, 1, 32),
             ms(r, 1, 128),
+            ms(r, 8, 128),
             ms(r, 32, 128),
             faster,
             pair(r.structure_vs_teacher),
             pair(r.structure_vs_student),
+            humans,
         );
     }
     s

@@ -42,18 +42,21 @@ impl Attention {
         [&self.query, &self.key, &self.value, &self.dense]
     }
 
-    /// `p` is `…layer.{i}.attention`.
-    pub fn new(p: &nn::Path, cfg: &BertConfig) -> Self {
+    /// `p` is `…layer.{layer}.attention`; the layer's heads are `cfg.heads_of(layer)` (fewer
+    /// than `num_attention_heads` in a structurally pruned model), each `head_dim()` wide.
+    pub fn new(p: &nn::Path, cfg: &BertConfig, layer: usize) -> Self {
         let h = cfg.hidden_size;
+        let heads = cfg.heads_of(layer);
+        let inner = heads * cfg.head_dim();
         let s = p / "self";
         let o = p / "output";
         Attention {
-            query: init::linear(&s / "query", h, h, cfg),
-            key: init::linear(&s / "key", h, h, cfg),
-            value: init::linear(&s / "value", h, h, cfg),
-            dense: init::linear(&o / "dense", h, h, cfg),
+            query: init::linear(&s / "query", h, inner, cfg),
+            key: init::linear(&s / "key", h, inner, cfg),
+            value: init::linear(&s / "value", h, inner, cfg),
+            dense: init::linear(&o / "dense", inner, h, cfg),
             layer_norm: init::layer_norm(&(&o / "LayerNorm"), cfg),
-            heads: cfg.num_attention_heads,
+            heads,
             head_dim: cfg.head_dim(),
             attention_dropout: cfg.attention_probs_dropout_prob,
             hidden_dropout: cfg.hidden_dropout_prob,
@@ -72,7 +75,7 @@ impl Attention {
         detail: bool,
         train: bool,
     ) -> (Tensor, Option<AttentionDetail>) {
-        let (b, len, hidden) = xs.size3().expect("hidden states are [batch, len, hidden]");
+        let (b, len, _) = xs.size3().expect("hidden states are [batch, len, hidden]");
         let q = self.split_heads(xs.apply(&self.query), b, len);
         let k = self.split_heads(xs.apply(&self.key), b, len);
         let v = self.split_heads(xs.apply(&self.value), b, len);
@@ -102,7 +105,11 @@ impl Attention {
             );
             (context, None)
         };
-        let context = context.transpose(1, 2).contiguous().view([b, len, hidden]);
+        let context =
+            context
+                .transpose(1, 2)
+                .contiguous()
+                .view([b, len, self.heads * self.head_dim]);
         let out = context
             .apply(&self.dense)
             .dropout(self.hidden_dropout, train);

@@ -40,6 +40,10 @@ impl Activation {
     }
 }
 
+/// The `model_type` of a structurally pruned model's config.json: transformers does not know
+/// it, and so refuses the folder rather than build a model of the wrong shape.
+pub const PRUNED_MODEL_TYPE: &str = "destila-pruned-bert";
+
 pub const ACTIVATIONS: &str = "gelu, gelu_new, gelu_pytorch_tanh, relu, silu, swish";
 
 fn d_vocab() -> i64 {
@@ -114,6 +118,24 @@ pub struct BertConfig {
     pub position_embedding_type: String,
     #[serde(default = "d_true")]
     pub tie_word_embeddings: bool,
+    /// Structured pruning (`destila prune --heads`): each layer's attention heads, of
+    /// `head_dim()` each, where they differ from `num_attention_heads`. transformers 5 has
+    /// no `pruned_heads`, so a folder with this key is destila's own (its `model_type` says
+    /// so) and `destila export` pads it back to a plain BERT with zero heads.
+    #[serde(
+        default,
+        rename = "destila_layer_heads",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub layer_heads: Option<Vec<i64>>,
+    /// Structured pruning (`destila prune --ffn`): each layer's feed-forward width, where it
+    /// differs from `intermediate_size`.
+    #[serde(
+        default,
+        rename = "destila_layer_intermediate_sizes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub layer_intermediate_sizes: Option<Vec<i64>>,
     /// Every other key of the file, kept so that a save writes it back.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -144,9 +166,25 @@ impl BertConfig {
     /// The weights of this shape (embeddings and encoder layers), as a float.
     pub fn parameter_estimate(&self) -> f64 {
         let h = self.hidden_size as f64;
-        (self.vocab_size as f64 + self.max_position_embeddings as f64) * h
-            + self.num_hidden_layers as f64
-                * (4.0 * h * h + 2.0 * h * self.intermediate_size as f64)
+        let d = self.head_dim() as f64;
+        let nominal = 4.0 * h * h + 2.0 * h * self.intermediate_size as f64;
+        // The pruned layers one by one (their lists are short: read from a file); the
+        // nominal size times the count otherwise, whatever the count.
+        let listed = self
+            .layer_heads
+            .iter()
+            .chain(&self.layer_intermediate_sizes)
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0)
+            .min(self.num_hidden_layers.max(0) as usize);
+        let layers: f64 = (0..listed)
+            .map(|i| {
+                4.0 * h * d * self.heads_of(i) as f64 + 2.0 * h * self.intermediate_of(i) as f64
+            })
+            .sum::<f64>()
+            + (self.num_hidden_layers as f64 - listed as f64) * nominal;
+        (self.vocab_size as f64 + self.max_position_embeddings as f64) * h + layers
     }
 
     pub fn validate(&self) -> std::result::Result<(), (String, String)> {
@@ -174,7 +212,79 @@ impl BertConfig {
             ));
         }
         self.validate_kinds()?;
+        self.validate_layers()?;
         self.validate_numbers()
+    }
+
+    /// The per-layer widths of a structurally pruned model: one per layer, each at least 1,
+    /// heads at most `num_attention_heads` (which fixes the head size).
+    fn validate_layers(&self) -> std::result::Result<(), (String, String)> {
+        for (field, list, max) in [
+            (
+                "destila_layer_heads",
+                &self.layer_heads,
+                Some(self.num_attention_heads),
+            ),
+            (
+                "destila_layer_intermediate_sizes",
+                &self.layer_intermediate_sizes,
+                None,
+            ),
+        ] {
+            let Some(list) = list else { continue };
+            if list.len() as i64 != self.num_hidden_layers {
+                return Err((
+                    field.into(),
+                    format!(
+                        "{} entries, but num_hidden_layers is {}",
+                        list.len(),
+                        self.num_hidden_layers
+                    ),
+                ));
+            }
+            for (i, &n) in list.iter().enumerate() {
+                if n < 1 || max.is_some_and(|m| n > m) {
+                    let bound = max.map_or(String::new(), |m| {
+                        format!(" and at most num_attention_heads {m}")
+                    });
+                    return Err((
+                        format!("{field}[{i}]"),
+                        format!("{n} must be at least 1{bound}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Layer `i`'s attention heads.
+    pub fn heads_of(&self, i: usize) -> i64 {
+        self.layer_heads
+            .as_ref()
+            .and_then(|l| l.get(i).copied())
+            .unwrap_or(self.num_attention_heads)
+    }
+
+    /// Layer `i`'s feed-forward width.
+    pub fn intermediate_of(&self, i: usize) -> i64 {
+        self.layer_intermediate_sizes
+            .as_ref()
+            .and_then(|l| l.get(i).copied())
+            .unwrap_or(self.intermediate_size)
+    }
+
+    /// Whether some layer is narrower than the config's nominal shape.
+    pub fn is_pruned(&self) -> bool {
+        self.layer_heads.is_some() || self.layer_intermediate_sizes.is_some()
+    }
+
+    /// The same shape with every layer at the nominal widths (what `export` pads to).
+    pub fn unpruned(&self) -> BertConfig {
+        BertConfig {
+            layer_heads: None,
+            layer_intermediate_sizes: None,
+            ..self.clone()
+        }
     }
 
     /// The named choices: activation and position embedding type.
@@ -284,7 +394,12 @@ impl BertConfig {
         let mut v = serde_json::to_value(self).expect("config serialises");
         let map = v.as_object_mut().expect("config is an object");
         map.insert("architectures".into(), serde_json::json!([architecture]));
-        map.insert("model_type".into(), serde_json::json!("bert"));
+        let model_type = if self.is_pruned() {
+            PRUNED_MODEL_TYPE
+        } else {
+            "bert"
+        };
+        map.insert("model_type".into(), serde_json::json!(model_type));
         v
     }
 }

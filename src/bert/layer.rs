@@ -26,11 +26,11 @@ impl Layer {
         v
     }
 
-    /// `p` is `bert.encoder.layer.{i}`.
-    pub fn new(p: &nn::Path, cfg: &BertConfig) -> Self {
-        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+    /// `p` is `bert.encoder.layer.{layer}`.
+    pub fn new(p: &nn::Path, cfg: &BertConfig, layer: usize) -> Self {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_of(layer));
         Layer {
-            attention: Attention::new(&(p / "attention"), cfg),
+            attention: Attention::new(&(p / "attention"), cfg, layer),
             intermediate: init::linear(p / "intermediate" / "dense", h, i, cfg),
             output: init::linear(p / "output" / "dense", i, h, cfg),
             layer_norm: init::layer_norm(&(p / "output" / "LayerNorm"), cfg),

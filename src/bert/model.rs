@@ -171,7 +171,7 @@ impl Bert {
         let embeddings = Embeddings::new(&(&b / "embeddings"), config);
         let enc = &b / "encoder" / "layer";
         let layers = (0..config.num_hidden_layers)
-            .map(|i| Layer::new(&(&enc / i), config))
+            .map(|i| Layer::new(&(&enc / i), config, i as usize))
             .collect();
         let cls = root / "cls";
         let pooler = heads.pooler.then(|| Pooler::new(&(&b / "pooler"), config));

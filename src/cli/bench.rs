@@ -312,6 +312,13 @@ struct LadderArgs {
     /// A narrower student (e.g. distilled with recipes/narrow.yaml), measured as a rung.
     #[arg(long)]
     narrow: Option<PathBuf>,
+    /// A structurally pruned student (`destila prune --heads/--ffn/--hidden`, or a run with
+    /// student.prune), measured in f32, int8 and ONNX (repeatable).
+    #[arg(long)]
+    pruned: Vec<PathBuf>,
+    /// Human similarity judgements (CSV text_a,text_b,score): each rung's agreement.
+    #[arg(long)]
+    pairs: Option<PathBuf>,
     /// The Python with onnxruntime and transformers that runs the ONNX rungs (default: the
     /// project's .venv/bin/python when there is one, else python3); without them those
     /// rungs report their size only.
@@ -322,9 +329,11 @@ struct LadderArgs {
 fn ladder(a: LadderArgs) -> Result<()> {
     use destila::bench::ladder;
     let narrow = a.narrow.iter().map(|d| ("--narrow", d));
+    let pruned = a.pruned.iter().map(|d| ("--pruned", d));
     for (flag, dir) in [("--teacher", &a.teacher), ("--student", &a.student)]
         .into_iter()
         .chain(narrow)
+        .chain(pruned)
     {
         if !dir.join("config.json").is_file() {
             anyhow::bail!(
@@ -334,8 +343,13 @@ fn ladder(a: LadderArgs) -> Result<()> {
         }
     }
     ladder::check_sentences(&a.sentences)?;
+    if let Some(p) = &a.pairs {
+        destila::eval::compare::read_pairs(p)?;
+    }
     let mut inputs = vec![a.teacher.clone(), a.student.clone(), a.sentences.clone()];
     inputs.extend(a.narrow.clone());
+    inputs.extend(a.pruned.clone());
+    inputs.extend(a.pairs.clone());
     inputs.extend(a.prune_corpus.iter().map(|c| destila::output::glob_root(c)));
     destila::output::claim_entries(
         &a.out,
@@ -351,6 +365,8 @@ fn ladder(a: LadderArgs) -> Result<()> {
         iters: a.iters,
         device: destila::device::parse(&a.device)?,
         narrow: a.narrow,
+        pruned: a.pruned,
+        pairs: a.pairs,
         python: a.python.unwrap_or_else(|| {
             let venv = PathBuf::from(".venv/bin/python");
             if venv.is_file() {
@@ -365,8 +381,13 @@ fn ladder(a: LadderArgs) -> Result<()> {
     out!("{md}")?;
     for (name, text) in [("ladder.md", md), ("ladder.csv", ladder::csv(&rungs))] {
         let p = a.out.join(name);
-        std::fs::write(&p, text)?;
+        destila::error::write_atomic(&p, |tmp| {
+            std::fs::write(tmp, &text).map_err(|e| destila::Error::io(tmp, e))
+        })?;
         outln!("wrote {}", p.display())?;
     }
+    let chart = a.out.join("frontier.svg");
+    destila::plot::write(&chart, &ladder::frontier(&rungs)?)?;
+    outln!("wrote {} (and .png)", chart.display())?;
     Ok(())
 }

@@ -122,5 +122,8 @@ pub fn export(a: Export) -> Result<()> {
         s.file_bytes as f64 / 1e6,
         s.dtype
     )?;
+    if s.padded {
+        outln!("the source is structurally pruned: its pruned heads and neurons are written as zeros, which transformers has no other way to load (same outputs, the unpruned shape's speed; --format onnx runs the compact model)")?;
+    }
     Ok(())
 }

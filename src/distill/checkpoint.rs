@@ -32,23 +32,7 @@ fn one() -> usize {
     1
 }
 
-pub const TOKENIZER_FILES: [&str; 4] = [
-    "tokenizer.json",
-    "vocab.txt",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-];
-
-/// Copies the tokenizer files found in `from` into `to`.
-pub fn copy_tokenizer(from: &Path, to: &Path) -> Result<()> {
-    for f in TOKENIZER_FILES {
-        let src = from.join(f);
-        if src.is_file() {
-            std::fs::copy(&src, to.join(f)).map_err(|e| Error::io(&src, e))?;
-        }
-    }
-    Ok(())
-}
+pub use crate::tokenize::{copy_tokenizer, TOKENIZER_FILES};
 
 fn step_dir(root: &Path, step: u64) -> PathBuf {
     root.join(format!("step-{step:06}"))

@@ -93,8 +93,9 @@ pub(crate) fn prepare(s: &Setup) -> Result<Prepared> {
     // Fresh weights (a random student, new heads) follow the recipe's seed.
     tch::manual_seed(recipe.seed as i64);
     let cache = open_cache(recipe, &sets)?;
+    let mut pruned = None;
     let (model, teacher) = match recipe.job {
-        Job::Distill => build_distill(s, device, &cache)?,
+        Job::Distill => build_distill(s, device, &cache, &mut pruned)?,
         Job::Pretrain => build_pretrain(recipe, device, &tokenizer)?,
         Job::FitHeads => (build_fit_heads(recipe, device)?, None),
     };
@@ -107,7 +108,15 @@ pub(crate) fn prepare(s: &Setup) -> Result<Prepared> {
     // The student as it starts (step 0): the baseline `destila eval --init` measures the
     // trained student against. Written on a fresh start only; a resumed run keeps it.
     if main && recipe.job != Job::FitHeads && (existing.is_empty() || !s.resume) {
-        save_model(&model, recipe, &recipe.output.join("init"), |_| Ok(()))?;
+        // A pruned student's record of what it kept goes with its starting point.
+        save_model(&model, recipe, &recipe.output.join("init"), |dir| {
+            if let Some(r) = &pruned {
+                let path = dir.join("prune.json");
+                let text = serde_json::to_string_pretty(r).expect("json") + "\n";
+                std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+            }
+            Ok(())
+        })?;
     }
     let (mut model, mut teacher) = (model, teacher);
     if kind != Kind::Float {
@@ -242,6 +251,7 @@ fn build_distill(
     s: &Setup,
     device: Device,
     cache: &Option<Arc<Cache>>,
+    pruned: &mut Option<serde_json::Value>,
 ) -> Result<(Model, Option<Model>)> {
     let recipe = s.recipe;
     let need = Heads {
@@ -255,8 +265,65 @@ fn build_distill(
     let teacher = teacher::with_heads(recipe, need, device, s.group, s.fit)?;
     let st = recipe.student.as_ref().expect("validated");
     let base = teacher.config().clone();
-    let model = student::build(st, &base, Some(&teacher), device, &recipe.path)?;
+    let mut model = student::build(st, &base, Some(&teacher), device, &recipe.path)?;
+    if let Some(p) = &st.prune {
+        let (m, report) = prune_student(s, p, model, &teacher)?;
+        model = m;
+        *pruned = Some(report);
+    }
     Ok((model, cache.is_none().then_some(teacher)))
+}
+
+/// `student.prune`: the student as built, pruned against the teacher on sentences of the
+/// training text (the same measurement as `destila prune --teacher`).
+fn prune_student(
+    s: &Setup,
+    p: &crate::distill::recipe::PruneSection,
+    model: Model,
+    teacher: &Model,
+) -> Result<(Model, serde_json::Value)> {
+    use crate::prune::structure;
+    let recipe = s.recipe;
+    // A resumed run takes the units its start kept (init/prune.json) rather than measure
+    // again: its checkpoints have that shape.
+    let record = recipe.output.join("init").join("prune.json");
+    if s.resume && record.is_file() {
+        let text = crate::error::read_to_string(&record)?;
+        let report: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", record.display())))?;
+        let kept: crate::prune::shape::Keep = serde_json::from_value(report["kept"].clone())
+            .map_err(|e| Error::Invalid(format!("{}: kept: {e}", record.display())))?;
+        return Ok((crate::prune::shape::shrink(&model, &kept)?, report));
+    }
+    let mut o = p.options(recipe.seed, recipe.data.max_seq_len);
+    // For the record (prune.json): the reference and the text.
+    o.teacher = recipe.teacher.as_ref().map(|t| t.checkpoint.clone());
+    o.corpus = recipe.data.train.clone();
+    let texts = structure::sentences(&recipe.data.train, o.sentences, "data.train")?;
+    let tok = recipe.tokenizer()?.with_max_len(recipe.data.max_seq_len)?;
+    let measure =
+        structure::Measure::new(&texts, o.batch_size, &model, &tok, Some((teacher, &tok)))?;
+    let cfg = model.config().clone();
+    let before: i64 = model
+        .vs
+        .variables()
+        .values()
+        .map(|t| t.numel() as i64)
+        .sum();
+    let pruned = structure::prune_model(model, &measure, &o)?;
+    let summary = structure::summarise(
+        &recipe.output.join("init"),
+        &cfg,
+        before,
+        &pruned,
+        texts.len(),
+        o.rounds,
+    );
+    if dist::is_main(s.group) {
+        eprint!("student.prune:\n{summary}");
+    }
+    let report = structure::report(&recipe.path, &o, &pruned, &summary);
+    Ok((pruned.model, report))
 }
 
 /// Pretraining: the shape defaults come from the teacher's config when the recipe names

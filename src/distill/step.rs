@@ -140,14 +140,18 @@ pub(crate) fn plan(
         }
         if name.starts_with("attention") || name == "value_relation" {
             if let Some(t) = t {
-                if t.num_attention_heads != s.num_attention_heads {
-                    return Err(err(
-                        "student.attention_heads".into(),
-                        format!(
-                            "{} differs from the teacher's {}, and losses.{name} compares heads one to one",
-                            s.num_attention_heads, t.num_attention_heads
-                        ),
-                    ));
+                // Layer by layer: a structurally pruned model's layers have their own heads.
+                for &(a, b) in &pairs {
+                    let (hs, ht) = (s.heads_of(a - 1), t.heads_of(b - 1));
+                    if hs != ht || s.head_dim() != t.head_dim() {
+                        return Err(err(
+                            "student.attention_heads".into(),
+                            format!(
+                                "the student's layer {a} has {hs} heads of {}, the teacher's layer {b} {ht} of {}, and losses.{name} compares heads one to one",
+                                s.head_dim(), t.head_dim()
+                            ),
+                        ));
+                    }
                 }
             }
         }

@@ -24,12 +24,11 @@ pub fn build(
     if let Init::Checkpoint(c) = &s.init {
         return from_checkpoint(s, &c.checkpoint, device, recipe_path);
     }
-    let cfg = student_config(s, Some(base));
+    let mut cfg = student_config(s, Some(base));
     cfg.validate()
         .map_err(|(f, m)| Error::config(recipe_path, format!("student ({f})"), m))?;
-    let student = Model::random(&cfg, Heads::ALL, device);
     if s.init == Init::Random {
-        return Ok(student);
+        return Ok(Model::random(&cfg, Heads::ALL, device));
     }
     let teacher = teacher.ok_or_else(|| {
         Error::config(recipe_path, "student.init", "from-teacher needs a teacher")
@@ -61,6 +60,12 @@ pub fn build(
         cfg.num_hidden_layers as usize,
         tc.num_hidden_layers as usize,
     )?;
+    if tc.is_pruned() {
+        // A structurally pruned teacher: each student layer has its teacher layer's widths.
+        cfg.layer_heads = Some(map.iter().map(|&j| tc.heads_of(j)).collect());
+        cfg.layer_intermediate_sizes = Some(map.iter().map(|&j| tc.intermediate_of(j)).collect());
+    }
+    let student = Model::random(&cfg, Heads::ALL, device);
     let tvars = teacher.vs.variables();
     let svars = student.vs.variables();
     tch::no_grad(|| -> Result<()> {

@@ -253,6 +253,7 @@ fn adapt_recipe(recipe: &Recipe) -> Result<Recipe> {
         init: Init::FromTeacher,
         teacher_layers: Some(LayerChoice::List((0..layers as usize).collect())),
         train_layers: a.train_layers,
+        prune: None,
     });
     sub.output = recipe.output.join("teacher-adapted-run");
     if let Some(d) = &a.data {

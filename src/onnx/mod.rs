@@ -320,9 +320,10 @@ fn encoder(g: &mut Graph, m: &Model, int8: bool) -> Result<(String, String)> {
     let addm = g.op("Mul", &[&inv, &minf], vec![]);
     let axes12 = g.i64s("const.axes12", &[1, 2]);
     let ext = g.op("Unsqueeze", &[&addm, &axes12], vec![]);
-    let (heads, d) = (c.num_attention_heads, c.hidden_size / c.num_attention_heads);
-    let split = g.i64s("const.split_heads", &[0, 0, heads, d]);
-    let merge = g.i64s("const.merge_heads", &[0, 0, c.hidden_size]);
+    // Heads of head_dim each, as many as the layer has (a pruned model's layers differ).
+    let d = c.head_dim();
+    let split = g.i64s("const.split_heads", &[0, 0, -1, d]);
+    let merge = g.i64s("const.merge_heads", &[0, 0, -1]);
     let scale = g.f32s("const.attention_scale", &[(d as f32).sqrt()], &[]);
     let consts = [split.as_str(), merge.as_str(), scale.as_str(), ext.as_str()];
     for l in 0..c.num_hidden_layers {

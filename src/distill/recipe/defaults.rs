@@ -146,3 +146,13 @@ impl Default for TrainingSection {
 pub(super) fn d_job() -> Job {
     Job::Distill
 }
+
+pub(super) fn d_one() -> usize {
+    1
+}
+pub(super) fn d_prune_sentences() -> usize {
+    256
+}
+pub(super) fn d_prune_probes() -> usize {
+    4
+}

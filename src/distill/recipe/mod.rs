@@ -259,6 +259,54 @@ pub struct StudentSection {
     /// below stay as they start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_layers: Option<usize>,
+    /// Structured pruning of the student as it starts (after its init), measured against
+    /// the teacher on the training text: `destila prune --heads/--ffn/--hidden` in the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<PruneSection>,
+}
+
+/// `student.prune`: what `destila prune`'s structured flags say, for a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneSection {
+    /// Attention heads kept per layer (on average across layers unless `even`).
+    #[serde(default)]
+    pub heads: Option<i64>,
+    /// Feed-forward neurons kept per layer (on average across layers unless `even`).
+    #[serde(default)]
+    pub ffn: Option<i64>,
+    /// Hidden dimensions kept (a multiple of the head size).
+    #[serde(default)]
+    pub hidden: Option<i64>,
+    #[serde(default)]
+    pub even: bool,
+    /// Cut in this many steps, importance measured again after each.
+    #[serde(default = "defaults::d_one")]
+    pub rounds: usize,
+    /// Training sentences the importance is measured on.
+    #[serde(default = "defaults::d_prune_sentences")]
+    pub sentences: usize,
+    /// random ±1 probes per batch for the second-order term.
+    #[serde(default = "defaults::d_prune_probes")]
+    pub probes: usize,
+}
+
+impl PruneSection {
+    /// The same as `destila prune`'s options (the recipe's seed, the data's max length).
+    pub fn options(&self, seed: u64, max_len: usize) -> crate::prune::structure::StructureOptions {
+        crate::prune::structure::StructureOptions {
+            heads: self.heads,
+            ffn: self.ffn,
+            hidden: self.hidden,
+            even: self.even,
+            rounds: self.rounds,
+            sentences: self.sentences,
+            probes: self.probes,
+            max_len,
+            seed,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -513,6 +561,12 @@ impl Recipe {
 /// The student's config: the teacher's (or BERT's defaults), with the recipe's overrides.
 pub fn student_config(s: &StudentSection, teacher: Option<&BertConfig>) -> BertConfig {
     let mut c = teacher.cloned().unwrap_or_default();
+    if c.num_hidden_layers != s.layers {
+        // A structurally pruned base's per-layer widths follow its layers: a student of
+        // another depth is built at the nominal widths (`init: from-teacher` maps them).
+        c.layer_heads = None;
+        c.layer_intermediate_sizes = None;
+    }
     c.num_hidden_layers = s.layers;
     if let Some(h) = s.hidden_size {
         c.hidden_size = h;

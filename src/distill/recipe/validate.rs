@@ -168,6 +168,23 @@ impl Recipe {
                 };
                 return err(field, m);
             }
+            if let Some(p) = &s.prune {
+                if self.teacher.is_none() || self.job != Job::Distill {
+                    return err(
+                        "student.prune",
+                        "the importance of the student's units is measured against a teacher: job: distill with a teacher".into(),
+                    );
+                }
+                let o = p.options(self.seed, self.data.max_seq_len);
+                crate::prune::structure::check_options(&o, &sc).or_else(|(k, m)| {
+                    let field = if k.is_empty() {
+                        "student.prune".to_string()
+                    } else {
+                        format!("student.prune.{k}")
+                    };
+                    err(&field, m)
+                })?;
+            }
         }
         if let (Some(s), Some(_)) = (&self.student, &self.teacher) {
             if s.init == Init::FromTeacher {
