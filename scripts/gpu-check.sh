@@ -78,6 +78,27 @@ import csv, statistics, sys
 rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["split"] == "train" and r["samples_per_s"]]
 print(f"demo on CUDA: median {statistics.median(float(r['samples_per_s']) for r in rows[1:]):,.1f} samples/s over {len(rows)} logged steps")
 PYEOF
+echo "== a structurally pruned student (issue 20): half the heads and FFN neurons, parity and latency"
+"$BIN" prune "$MODEL" --corpus data/austen/validation --out "$OUT/pruned" --heads 6 --ffn 768 --sentences 64 --force
+"$BIN" doctor --model "$OUT/pruned" --device cuda --tolerance 1e-3 | tee -a "$OUT/doctor.jsonl"
+: > "$OUT/pruned.jsonl"
+for m in "$MODEL" "$OUT/pruned"; do
+  for shape in "1 128" "32 128"; do
+    set -- $shape
+    for dt in f32 bf16; do
+      "$BIN" bench forward "$m" --device cuda --dtype $dt --mlm none --batch "$1" --seq-len "$2" --iters 50 --warmup 5 \
+        | sed "s|^{|{\"model\":\"$(basename "$m")\",\"dtype\":\"$dt\",|" | tee -a "$OUT/pruned.jsonl"
+    done
+  done
+done
+python3 - "$OUT/pruned.jsonl" <<'PYEOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print("| model | dtype | batch x len | ms (median) |")
+print("|---|---|---|---:|")
+for r in rows:
+    print(f"| {r['model']} | {r['dtype']} | {r['batch']} x {r['seq_len']} | {1e3 * r['median_s']:.2f} |")
+PYEOF
 echo "gpu-check: ok"
 
 echo "== data parallel: a 1-GPU NCCL process group (torchrun, one process), demo recipe, 30 steps"

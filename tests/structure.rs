@@ -72,18 +72,7 @@ fn destila_matches(dir: &Path, texts: &[String], st: &serde_json::Value) -> f64 
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let ours = e.encode(&refs, Some(Pooling::Mean), 8).unwrap();
     let ours: Vec<Vec<f64>> = Vec::<Vec<f64>>::try_from(ours.to_kind(Kind::Double)).unwrap();
-    let theirs: Vec<Vec<f64>> = st
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .collect()
-        })
-        .collect();
+    let theirs = common::rows(st);
     common::max_abs_rows(&ours, &theirs)
 }
 
@@ -255,16 +244,9 @@ fn a_recipe_prunes_its_student_and_distillation_recovers_it() {
         "student: {layers: 3, init: from-teacher, prune: {heads: 4, ffn: 512, sentences: 32}}\n\
         losses: {pooled_cos: {weight: 1.0, view: clean}, similarity: {weight: 1.0, view: clean}}\n\
         optimizer: {learning_rate: 0.0003, warmup_steps: 2}\n\
-        training: {steps: 40, batch_size: 16, eval_every: 40, eval_batches: 4}\n";
+        training: {steps: 40, batch_size: 16, eval_every: 40, eval_batches: 4, checkpoint_every: 20}\n";
     let r = common::recipe(dir.path(), &common::teacher(), body);
-    let s = destila::distill::trainer::run(
-        &r,
-        &destila::distill::trainer::RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let s = common::run_quiet(&r);
     let run = dir.path().join("run");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("init/prune.json")).unwrap())
@@ -299,4 +281,19 @@ fn a_recipe_prunes_its_student_and_distillation_recovers_it() {
         last < 0.8 * first,
         "validation loss {first} -> {last}: no recovery"
     );
+    // Resumed further, the run takes the units init/prune.json kept (its checkpoints have
+    // that shape) and goes on.
+    let mut longer = r.clone();
+    longer.training.steps = 50;
+    let resumed = destila::distill::trainer::run(
+        &longer,
+        &destila::distill::trainer::RunOptions {
+            resume: true,
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let c = destila::bert::BertConfig::from_file(resumed.final_model.join("config.json")).unwrap();
+    assert_eq!((0..3).map(|l| c.heads_of(l)).sum::<i64>(), 12);
 }

@@ -43,19 +43,12 @@ impl Keep {
         let map = |inner: &[i64], outer: &[i64]| -> Vec<i64> {
             inner.iter().map(|&i| outer[i as usize]).collect()
         };
+        let layers = |a: &[Vec<i64>], b: &[Vec<i64>]| -> Vec<Vec<i64>> {
+            a.iter().zip(b).map(|(a, b)| map(a, b)).collect()
+        };
         Keep {
-            heads: self
-                .heads
-                .iter()
-                .zip(&base.heads)
-                .map(|(a, b)| map(a, b))
-                .collect(),
-            ffn: self
-                .ffn
-                .iter()
-                .zip(&base.ffn)
-                .map(|(a, b)| map(a, b))
-                .collect(),
+            heads: layers(&self.heads, &base.heads),
+            ffn: layers(&self.ffn, &base.ffn),
             hidden: map(&self.hidden, &base.hidden),
         }
     }

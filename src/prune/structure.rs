@@ -470,16 +470,17 @@ fn choose(
     };
     // Heads over the cap that a narrower hidden size leaves are cut too; even counts are
     // whole multiples of the layers.
+    // (Only counts being cut: a model pruned unevenly before keeps what is not asked for.)
     let heads_n = heads_n.min(cap * layers);
-    let whole = |n: usize| {
-        if o.even {
+    let whole = |n: usize, now: usize| {
+        if o.even && n < now {
             (n / layers).max(1) * layers
         } else {
             n
         }
     };
-    let (heads_n, ffn_n) = (whole(heads_n), whole(ffn_n));
-    let even_heads = o.even;
+    let (heads_n, ffn_n) = (whole(heads_n, now_heads), whole(ffn_n, now_ffn));
+    let even_heads = o.even && heads_n % layers == 0;
     let heads = if heads_n == now_heads && imp.heads.iter().all(|h| h.len() <= cap) {
         imp.heads
             .iter()
@@ -494,7 +495,7 @@ fn choose(
             .map(|f| (0..f.len() as i64).collect())
             .collect()
     } else {
-        allocate(&imp.ffn, ffn_n, usize::MAX, o.even)
+        allocate(&imp.ffn, ffn_n, usize::MAX, o.even && ffn_n % layers == 0)
     };
     Keep {
         heads,

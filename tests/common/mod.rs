@@ -188,16 +188,7 @@ pub fn short_student(dir: &Path) -> PathBuf {
         losses: {pooled_cos: {weight: 1.0}}\n\
         optimizer: {learning_rate: 0.0001, warmup_steps: 1}\n\
         training: {steps: 2, batch_size: 4, eval_every: 0, eval_batches: 1}\n";
-    let r = recipe(dir, &teacher(), body);
-    let s = destila::distill::trainer::run(
-        &r,
-        &destila::distill::trainer::RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    s.final_model
+    run_quiet(&recipe(dir, &teacher(), body)).final_model
 }
 
 /// The largest absolute difference between two lists of vectors.
@@ -238,4 +229,16 @@ pub fn transformers(
         .into_iter()
         .collect();
     (info, t)
+}
+
+/// Runs a recipe to the end without progress output.
+pub fn run_quiet(r: &Recipe) -> destila::distill::trainer::RunSummary {
+    destila::distill::trainer::run(
+        r,
+        &destila::distill::trainer::RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
