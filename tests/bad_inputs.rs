@@ -782,6 +782,16 @@ fn cases() -> Vec<Case> {
             );
         }
     }
+    // A hidden size pruned away from the teacher's, with a loss that compares hidden states
+    // directly: refused by the recipe check, before the pruning measures anything.
+    for loss in ["pooled_cos", "pooled_mse", "hidden_cos"] {
+        for cmd in ["recipe check", "distill"] {
+            add(
+                &format!("{cmd} {{R}} --set student.prune.hidden=16 --set losses.{loss}.weight=1"),
+                "student.prune.hidden",
+            );
+        }
+    }
     add(
         "bench ladder --teacher {M} --student {M} --sentences {D}/corpus.txt --out {D}/l --pruned {D}/missing",
         "--pruned",

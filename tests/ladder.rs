@@ -61,7 +61,16 @@ fn the_ladder_measures_every_rung() {
     w.flush().unwrap();
     let out = dir.path().join("ladder");
     let o = common::destila()
-        .args(["--threads", "2", "bench", "ladder", "--iters", "1"])
+        .args([
+            "--threads",
+            "2",
+            "bench",
+            "ladder",
+            "--iters",
+            "1",
+            "--rounds",
+            "2",
+        ])
         .args(["--teacher", t.to_str().unwrap()])
         .args(["--student", student.to_str().unwrap()])
         .args(["--sentences", sentences.to_str().unwrap()])
@@ -87,7 +96,20 @@ fn the_ladder_measures_every_rung() {
         .filter(|l| l.starts_with("| ") && !l.starts_with("| rung"))
         .map(|l| l.split('|').map(str::trim).collect())
         .collect();
-    let names: Vec<&str> = rows.iter().map(|r| r[1]).collect();
+    // The pruned rungs name their shape layer by layer: 2 layers, 12 heads and 1,536 neurons
+    // in all, allocated across the layers by importance.
+    let shape = parse_shape(rows[10][1]);
+    assert_eq!(shape.0, (2, 384), "{so}");
+    assert_eq!(shape.1.iter().sum::<i64>(), 12, "{so}");
+    assert_eq!(shape.2.iter().sum::<i64>(), 1536, "{so}");
+    assert_eq!((shape.1.len(), shape.2.len()), (2, 2), "{so}");
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| match r[1].split_once(" (") {
+            Some((a, b)) => format!("{a} {}", b.rsplit(' ').next().unwrap()),
+            None => r[1].to_string(),
+        })
+        .collect();
     assert_eq!(
         names,
         [
@@ -101,8 +123,8 @@ fn the_ladder_measures_every_rung() {
             "narrower student",
             "student pruned onnx-fp32",
             "student pruned onnx-int8",
-            "pruned 1 (2x384, 12 heads, 1536 FFN) f32",
-            "pruned 1 (2x384, 12 heads, 1536 FFN) int8",
+            "pruned 1 f32",
+            "pruned 1 int8",
             "pruned 1 onnx-fp32",
             "pruned 1 onnx-int8",
         ],
@@ -157,4 +179,55 @@ fn the_ladder_measures_every_rung() {
     let csv = std::fs::read_to_string(out.join("ladder.csv")).unwrap();
     // 14 rungs x 6 cells and a header.
     assert_eq!(csv.lines().count(), 1 + 14 * 6, "{csv}");
+    // Latency in interleaved rounds: every rung timed in turn, the second round in reverse
+    // order, each cell the median of its two rounds' medians (their mean), and the threads
+    // stated.
+    let timed: Vec<&str> = se
+        .lines()
+        .filter_map(|l| l.strip_prefix("latency round "))
+        .collect();
+    assert_eq!(timed.len(), 2 * 14, "{se}");
+    assert_eq!(timed[0], "1/2: teacher f32", "{se}");
+    assert_eq!(timed[13], "1/2: pruned 1 onnx-int8", "{se}");
+    assert_eq!(timed[14], "2/2: pruned 1 onnx-int8", "{se}");
+    assert_eq!(timed[27], "2/2: teacher f32", "{se}");
+    // Rung names hold commas: the CSV quotes them.
+    for rec in csv::Reader::from_reader(csv.as_bytes()).records() {
+        let f = rec.unwrap();
+        assert_eq!(f.len(), 7, "{f:?}");
+        let rounds: Vec<f64> = f[6].split(';').map(|x| x.parse().unwrap()).collect();
+        let median: f64 = f[4].parse().unwrap();
+        assert_eq!(rounds.len(), 2, "{f:?}");
+        assert!(
+            (median - (rounds[0] + rounds[1]) / 2.0).abs() < 2e-3,
+            "{f:?}"
+        );
+    }
+    let md = std::fs::read_to_string(out.join("ladder.md")).unwrap();
+    assert!(
+        md.starts_with("Latency: ")
+            && md.contains("2 interleaved rounds")
+            && md.contains("Threads: 2"),
+        "{md}"
+    );
+}
+
+/// The shape in a pruned rung's name, "pruned 1 (2x384, heads 7 5, FFN 800 736) f32":
+/// (layers, hidden), heads per layer, FFN neurons per layer.
+fn parse_shape(name: &str) -> ((i64, i64), Vec<i64>, Vec<i64>) {
+    let inner = name.split_once('(').unwrap().1.split_once(')').unwrap().0;
+    let parts: Vec<&str> = inner.split(", ").collect();
+    let (l, h) = parts[0].split_once('x').unwrap();
+    let nums = |p: &str, key: &str| -> Vec<i64> {
+        p.strip_prefix(key)
+            .unwrap()
+            .split(' ')
+            .map(|x| x.parse().unwrap())
+            .collect()
+    };
+    (
+        (l.parse().unwrap(), h.parse().unwrap()),
+        nums(parts[1], "heads "),
+        nums(parts[2], "FFN "),
+    )
 }

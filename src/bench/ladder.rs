@@ -1,7 +1,8 @@
 //! The compression ladder (`destila bench ladder`): the teacher, the student, and the
 //! student made smaller step by step (f16, int8, pruned vocabulary, ONNX fp32 and int8),
 //! then each structurally pruned student given (f32, int8, ONNX fp32 and int8), each with
-//! its file size, parameters, latency at batch 1/8/32 x 32/128 (median, p95), similarity
+//! its file size, parameters, latency at batch 1/8/32 x 32/128 (median, p95; every rung
+//! timed in turn, in interleaved rounds, so that drift in the machine hits all alike), similarity
 //! structure (Spearman of pair cosines, linear CKA) against the teacher and against the
 //! uncompressed student on the given sentences, and agreement with human judgements when a
 //! pairs file is given; the frontier chart plots speed-up against structure.
@@ -29,6 +30,9 @@ pub struct LadderOptions {
     /// Text to prune the vocabulary to (no pruned rung without it).
     pub prune_corpus: Vec<String>,
     pub iters: usize,
+    /// Latency rounds: each round times every rung once, in turn (the order reversed every
+    /// other round); a cell's median is the median of its rounds' medians.
+    pub rounds: usize,
     pub device: tch::Device,
     /// A narrower student (e.g. from recipes/narrow.yaml), measured as its own rung.
     pub narrow: Option<PathBuf>,
@@ -104,29 +108,24 @@ const INT8_KERNELS: &str = "destila (libtorch int8 kernels)";
 /// `scripts/ladder_onnx.py`, carried by the binary.
 const ONNX_SCRIPT: &str = include_str!("../../scripts/ladder_onnx.py");
 
-/// An ONNX rung's latency grid (as `Rung::latency`), sentence embeddings and onnxruntime's
-/// version.
-type OnnxMeasure = (Vec<(i64, i64, f64, f64)>, tch::Tensor, String);
+/// A latency grid: (batch, length, median ms, p95 ms).
+type Grid = Vec<(i64, i64, f64, f64)>;
 
-/// Latency grid and sentence embeddings of `dir/model.onnx` in onnxruntime, or why not.
-fn onnx_measure(
+/// Runs `scripts/ladder_onnx.py` on `dir/model.onnx` with `args`; its one-line JSON reply.
+fn onnx_call<T: serde::de::DeserializeOwned>(
     dir: &Path,
-    refs: &[&str],
-    max_len: usize,
+    args: &[&str],
     o: &LadderOptions,
-) -> std::result::Result<OnnxMeasure, String> {
+) -> std::result::Result<T, String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let script = tmp.path().join("ladder_onnx.py");
-    let sentences = tmp.path().join("sentences.txt");
     std::fs::write(&script, ONNX_SCRIPT).map_err(|e| e.to_string())?;
-    std::fs::write(&sentences, refs.join("\n")).map_err(|e| e.to_string())?;
-    let out = std::process::Command::new(&o.python)
-        .arg(&script)
+    let mut cmd = std::process::Command::new(&o.python);
+    cmd.arg(&script)
         .arg(dir)
-        .arg(&sentences)
         .args(["--threads", &tch::get_num_threads().to_string()])
-        .args(["--iters", &o.iters.to_string()])
-        .args(["--max-len", &max_len.to_string()])
+        .args(args);
+    let out = cmd
         .output()
         .map_err(|e| format!("{}: {e}", o.python.display()))?;
     if !out.status.success() {
@@ -134,15 +133,28 @@ fn onnx_measure(
         let last = err.lines().last().unwrap_or("no message");
         return Err(format!("{}: {last}", o.python.display()));
     }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .map_err(|e| format!("{}: unreadable reply: {e}", o.python.display()))
+}
+
+/// The sentence embeddings of `dir/model.onnx` in onnxruntime and its version, or why not.
+fn onnx_embed(
+    dir: &Path,
+    refs: &[&str],
+    max_len: usize,
+    o: &LadderOptions,
+) -> std::result::Result<(tch::Tensor, String), String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let sentences = tmp.path().join("sentences.txt");
+    std::fs::write(&sentences, refs.join("\n")).map_err(|e| e.to_string())?;
     #[derive(serde::Deserialize)]
     struct Reply {
-        latency: Vec<(i64, i64, f64, f64)>,
         embeddings: Vec<Vec<f32>>,
         onnxruntime: String,
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let r: Reply = serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .map_err(|e| format!("{}: unreadable reply: {e}", o.python.display()))?;
+    let s = sentences.to_string_lossy();
+    let r: Reply = onnx_call(dir, &["--embed", &s, "--max-len", &max_len.to_string()], o)?;
     if r.embeddings.len() != refs.len() {
         return Err(format!(
             "{} embeddings for {} sentences",
@@ -152,7 +164,75 @@ fn onnx_measure(
     }
     let flat: Vec<f32> = r.embeddings.iter().flatten().copied().collect();
     let emb = tch::Tensor::from_slice(&flat).view([refs.len() as i64, -1]);
-    Ok((r.latency, emb, r.onnxruntime))
+    Ok((emb, r.onnxruntime))
+}
+
+/// How a rung is timed: through destila (libtorch, int8 kernels or not) or onnxruntime.
+#[derive(Debug, Clone)]
+enum Timer {
+    Destila { dir: PathBuf, int8: bool },
+    Onnx { dir: PathBuf },
+}
+
+impl Timer {
+    fn grid(&self, o: &LadderOptions) -> Result<Grid> {
+        match self {
+            Timer::Destila { dir, int8 } => latency(&Embedder::open_with(dir, o.device, *int8)?, o),
+            Timer::Onnx { dir } => {
+                #[derive(serde::Deserialize)]
+                struct Reply {
+                    latency: Grid,
+                }
+                let r: Reply = onnx_call(dir, &["--iters", &o.iters.to_string()], o)
+                    .map_err(|e| Error::Invalid(format!("{}: {e}", dir.display())))?;
+                Ok(r.latency)
+            }
+        }
+    }
+}
+
+/// Times every rung that has a timer, `o.rounds` times in turn (the order reversed every
+/// other round), and sets each cell to the median of its rounds' medians and the largest of
+/// their p95s; `Rung::rounds` keeps each round's median.
+fn time_rungs(rungs: &mut [Rung], o: &LadderOptions) -> Result<()> {
+    let timed: Vec<usize> = (0..rungs.len())
+        .filter(|&i| rungs[i].timer.is_some())
+        .collect();
+    let mut grids: Vec<Vec<Grid>> = vec![Vec::new(); rungs.len()];
+    for round in 0..o.rounds {
+        let order: Vec<usize> = if round % 2 == 0 {
+            timed.clone()
+        } else {
+            timed.iter().rev().copied().collect()
+        };
+        for i in order {
+            eprintln!(
+                "latency round {}/{}: {}",
+                round + 1,
+                o.rounds,
+                rungs[i].name
+            );
+            let timer = rungs[i].timer.clone().expect("timed rungs have timers");
+            grids[i].push(timer.grid(o)?);
+        }
+    }
+    for (r, g) in rungs.iter_mut().zip(grids) {
+        let Some(first) = g.first() else { continue };
+        r.latency = first
+            .iter()
+            .enumerate()
+            .map(|(c, &(b, l, _, _))| {
+                let mut m: Vec<f64> = g.iter().map(|x| x[c].2).collect();
+                let p95 = g.iter().map(|x| x[c].3).fold(0.0, f64::max);
+                r.rounds.push(m.clone());
+                m.sort_by(f64::total_cmp);
+                // The middle one, or the mean of the middle two.
+                let median = (m[(m.len() - 1) / 2] + m[m.len() / 2]) / 2.0;
+                (b, l, median, p95)
+            })
+            .collect();
+    }
+    Ok(())
 }
 
 /// One rung of the ladder.
@@ -172,6 +252,10 @@ pub struct Rung {
     pub structure_vs_student: Option<(f64, f64)>,
     /// Spearman of its pair cosines with the human judgements (`--pairs`).
     pub judgement: Option<f64>,
+    /// Each latency cell's median in every round, in `latency`'s order.
+    pub rounds: Vec<Vec<f64>>,
+    #[serde(skip)]
+    timer: Option<Timer>,
 }
 
 fn size(dir: &Path, file: &str) -> u64 {
@@ -232,10 +316,15 @@ fn rung(
                 .to_string_lossy(),
         ),
         parameters: Some(crate::bert::model::count_params(&e.model.vs, "")),
-        latency: latency(&e, o)?,
+        latency: Vec::new(),
         structure_vs_teacher: reference.map(|(t, _)| vs(t)),
         structure_vs_student: reference.map(|(_, s)| vs(s)),
         judgement: texts.judgement(&all),
+        rounds: Vec::new(),
+        timer: Some(Timer::Destila {
+            dir: dir.to_path_buf(),
+            int8: runtime == INT8_KERNELS,
+        }),
     };
     Ok((rung, emb))
 }
@@ -271,12 +360,14 @@ fn onnx_rungs(
             structure_vs_teacher: None,
             structure_vs_student: None,
             judgement: None,
+            rounds: Vec::new(),
+            timer: None,
         };
-        match onnx_measure(&dir, &refs, max_len, o) {
-            Ok((latency, all, version)) => {
+        match onnx_embed(&dir, &refs, max_len, o) {
+            Ok((all, version)) => {
                 let emb = texts.structure_rows(&all);
                 r.runtime = format!("onnxruntime {version}");
-                r.latency = latency;
+                r.timer = Some(Timer::Onnx { dir: dir.clone() });
                 r.structure_vs_teacher = Some(vs(te, &emb));
                 r.structure_vs_student = Some(vs(se, &emb));
                 r.judgement = texts.judgement(&all);
@@ -403,15 +494,26 @@ pub fn ladder(teacher: &Path, student: &Path, work: &Path, o: &LadderOptions) ->
             dir, &short, &label, work, &texts, pair, max_len, o,
         )?);
     }
+    time_rungs(&mut rungs, o)?;
     Ok(rungs)
 }
 
-/// A model's shape in a few words: layers x hidden, heads and FFN neurons in all.
+/// A model's shape in a few words: layers x hidden, then heads and FFN neurons layer by
+/// layer ("3x384, heads 4 4 4, FFN 512 512 512").
 pub fn shape(c: &crate::bert::BertConfig) -> String {
     let l = c.num_hidden_layers as usize;
-    let heads: i64 = (0..l).map(|i| c.heads_of(i)).sum();
-    let ffn: i64 = (0..l).map(|i| c.intermediate_of(i)).sum();
-    format!("{l}x{}, {heads} heads, {ffn} FFN", c.hidden_size)
+    let list = |f: &dyn Fn(usize) -> i64| {
+        (0..l)
+            .map(|i| f(i).to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    format!(
+        "{l}x{}, heads {}, FFN {}",
+        c.hidden_size,
+        list(&|i| c.heads_of(i)),
+        list(&|i| c.intermediate_of(i))
+    )
 }
 
 /// Speed-up at batch 1 x 128 against the first rung's (the f32 teacher's) latency.
@@ -513,16 +615,54 @@ pub fn markdown(rungs: &[Rung]) -> String {
     s
 }
 
-/// Every measured cell as CSV.
+/// How the latency was measured, in a sentence: the rounds, runs, threads and device.
+pub fn method(o: &LadderOptions, device: &str) -> String {
+    format!(
+        "Latency: random ids, no padding; each cell the median over {} interleaved rounds \
+         (every rung timed in turn, the order reversed every other round) of the median of {} \
+         runs after a warm-up; p95 the largest round's. Threads: {} (libtorch intra-op, and \
+         onnxruntime's intra-op for the ONNX rungs). Device: {} ({device}).",
+        o.rounds,
+        o.iters,
+        tch::get_num_threads(),
+        crate::device::describe(o.device),
+    )
+}
+
+/// Every measured cell as CSV, with each round's median (`;`-separated).
 pub fn csv(rungs: &[Rung]) -> String {
-    let mut s = String::from("rung,file_bytes,batch,seq_len,median_ms,p95_ms\n");
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "rung",
+        "file_bytes",
+        "batch",
+        "seq_len",
+        "median_ms",
+        "p95_ms",
+        "round_medians_ms",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for r in rungs {
+        let (name, bytes) = (r.name.clone(), r.file_bytes.to_string());
         if r.latency.is_empty() {
-            s += &format!("{},{},,,,\n", r.name, r.file_bytes);
+            rows.push(vec![name.clone(), bytes.clone()]);
+            rows.last_mut().unwrap().resize(header.len(), String::new());
         }
-        for (b, l, m, p) in &r.latency {
-            s += &format!("{},{},{b},{l},{m:.3},{p:.3}\n", r.name, r.file_bytes);
+        for (i, (b, l, m, p)) in r.latency.iter().enumerate() {
+            let rounds: Vec<String> = r.rounds[i].iter().map(|x| format!("{x:.3}")).collect();
+            rows.push(vec![
+                name.clone(),
+                bytes.clone(),
+                b.to_string(),
+                l.to_string(),
+                format!("{m:.3}"),
+                format!("{p:.3}"),
+                rounds.join(";"),
+            ]);
         }
     }
-    s
+    for row in rows {
+        w.write_record(&row).expect("writing to memory");
+    }
+    String::from_utf8(w.into_inner().expect("writing to memory")).expect("UTF-8 fields")
 }

@@ -305,8 +305,13 @@ struct LadderArgs {
     prune_corpus: Vec<String>,
     #[arg(long, default_value = "ladder")]
     out: PathBuf,
+    /// Timed runs of each latency cell in a round.
     #[arg(long, value_parser = parse::count, default_value_t = 5)]
     iters: usize,
+    /// Latency rounds: each times every rung in turn (order reversed every other round);
+    /// a cell is the median of its rounds' medians.
+    #[arg(long, value_parser = parse::count, default_value_t = 3)]
+    rounds: usize,
     #[arg(long, default_value = "auto")]
     device: String,
     /// A narrower student (e.g. distilled with recipes/narrow.yaml), measured as a rung.
@@ -363,6 +368,7 @@ fn ladder(a: LadderArgs) -> Result<()> {
         sentences: a.sentences,
         prune_corpus: a.prune_corpus,
         iters: a.iters,
+        rounds: a.rounds,
         device: destila::device::parse(&a.device)?,
         narrow: a.narrow,
         pruned: a.pruned,
@@ -377,7 +383,11 @@ fn ladder(a: LadderArgs) -> Result<()> {
         }),
     };
     let rungs = ladder::ladder(&a.teacher, &a.student, &a.out.join("variants"), &o)?;
-    let md = ladder::markdown(&rungs);
+    let md = format!(
+        "{}\n\n{}",
+        ladder::method(&o, &a.device),
+        ladder::markdown(&rungs)
+    );
     out!("{md}")?;
     for (name, text) in [("ladder.md", md), ("ladder.csv", ladder::csv(&rungs))] {
         let p = a.out.join(name);

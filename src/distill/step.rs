@@ -93,6 +93,28 @@ pub(crate) fn default_pairs(name: &str, ls: usize, lt: usize) -> Vec<(usize, usi
     }
 }
 
+/// The losses that compare the student's hidden states with the teacher's directly (no
+/// projection) refuse a student of another width: `field` names where the width comes from
+/// (student.hidden_size, or student.prune.hidden before the pruning that makes it).
+pub(crate) fn check_widths(recipe: &Recipe, field: &str, student: i64, teacher: i64) -> Result<()> {
+    for (name, w) in recipe.losses.all() {
+        let w: &LossWeight = w;
+        if !w.weight.is_zero()
+            && matches!(name, "pooled_cos" | "pooled_mse" | "hidden_cos")
+            && student != teacher
+        {
+            return Err(Error::config(
+                &recipe.path,
+                field,
+                format!(
+                    "{student} differs from the teacher's {teacher}, and losses.{name} compares hidden states directly"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn plan(
     recipe: &Recipe,
     s: &bert::BertConfig,
@@ -103,6 +125,9 @@ pub(crate) fn plan(
     let mut active = Vec::new();
     let mut settings = Vec::new();
     let err = |f: String, m: String| Error::config(&recipe.path, f, m);
+    if let Some(t) = t {
+        check_widths(recipe, "student.hidden_size", s.hidden_size, t.hidden_size)?;
+    }
     for (name, w) in recipe.losses.all() {
         let w: &LossWeight = w;
         if w.weight.is_zero() {
@@ -123,19 +148,6 @@ pub(crate) fn plan(
                     format!("losses.{name}.layers"),
                     format!("pair ({a}, {b}) is outside student layers {first}..={ls} / teacher layers {first}..={lt}"),
                 ));
-            }
-        }
-        if matches!(name, "pooled_cos" | "pooled_mse" | "hidden_cos") {
-            if let Some(t) = t {
-                if t.hidden_size != s.hidden_size {
-                    return Err(err(
-                        "student.hidden_size".into(),
-                        format!(
-                            "{} differs from the teacher's {}, and losses.{name} compares hidden states directly",
-                            s.hidden_size, t.hidden_size
-                        ),
-                    ));
-                }
             }
         }
         if name.starts_with("attention") || name == "value_relation" {

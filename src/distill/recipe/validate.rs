@@ -151,6 +151,7 @@ impl Recipe {
                 }
             }
         }
+        let teacher_hidden = self.teacher.as_ref().map(|_| base.hidden_size);
         let mut base = base;
         if let Some(Init::Checkpoint(c)) = self.student.as_ref().map(|s| &s.init) {
             base = self.check_init_checkpoint(c, &base)?;
@@ -184,6 +185,14 @@ impl Recipe {
                     };
                     err(&field, m)
                 })?;
+            }
+            if let (Some(th), Job::Distill) = (teacher_hidden, &self.job) {
+                // The width the student trains at: after pruning, when the hidden size is.
+                let (field, h) = match s.prune.as_ref().and_then(|p| p.hidden) {
+                    Some(h) => ("student.prune.hidden", h),
+                    None => ("student.hidden_size", sc.hidden_size),
+                };
+                crate::distill::step::check_widths(self, field, h, th)?;
             }
         }
         if let (Some(s), Some(_)) = (&self.student, &self.teacher) {
