@@ -792,6 +792,12 @@ fn cases() -> Vec<Case> {
             );
         }
     }
+    for bad in ["--rounds 0", "--rounds=-1", "--iters 0"] {
+        add(
+            &format!("bench ladder --teacher {{M}} --student {{M}} --sentences {{D}}/corpus.txt --out {{D}}/l {bad}"),
+            bad.split([' ', '=']).next().unwrap(),
+        );
+    }
     add(
         "bench ladder --teacher {M} --student {M} --sentences {D}/corpus.txt --out {D}/l --pruned {D}/missing",
         "--pruned",
