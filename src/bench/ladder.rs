@@ -629,10 +629,12 @@ pub fn method(o: &LadderOptions, device: &str) -> String {
     )
 }
 
-/// Every measured cell as CSV, with each round's median (`;`-separated).
+/// Every measured cell as CSV, with each round's median (`;`-separated); the csv crate
+/// quotes rung names (they hold commas).
 pub fn csv(rungs: &[Rung]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let header = [
+    let mut row = |fields: [&str; 7]| w.write_record(fields).expect("writing to memory");
+    row([
         "rung",
         "file_bytes",
         "batch",
@@ -640,29 +642,24 @@ pub fn csv(rungs: &[Rung]) -> String {
         "median_ms",
         "p95_ms",
         "round_medians_ms",
-    ];
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    ]);
     for r in rungs {
-        let (name, bytes) = (r.name.clone(), r.file_bytes.to_string());
+        let bytes = r.file_bytes.to_string();
         if r.latency.is_empty() {
-            rows.push(vec![name.clone(), bytes.clone()]);
-            rows.last_mut().unwrap().resize(header.len(), String::new());
+            row([&r.name, &bytes, "", "", "", "", ""]);
         }
         for (i, (b, l, m, p)) in r.latency.iter().enumerate() {
             let rounds: Vec<String> = r.rounds[i].iter().map(|x| format!("{x:.3}")).collect();
-            rows.push(vec![
-                name.clone(),
-                bytes.clone(),
-                b.to_string(),
-                l.to_string(),
-                format!("{m:.3}"),
-                format!("{p:.3}"),
-                rounds.join(";"),
+            row([
+                &r.name,
+                &bytes,
+                &b.to_string(),
+                &l.to_string(),
+                &format!("{m:.3}"),
+                &format!("{p:.3}"),
+                &rounds.join(";"),
             ]);
         }
-    }
-    for row in rows {
-        w.write_record(&row).expect("writing to memory");
     }
     String::from_utf8(w.into_inner().expect("writing to memory")).expect("UTF-8 fields")
 }
