@@ -120,7 +120,7 @@ impl MpnetConfig {
                 ),
             ));
         }
-        if !(self.layer_norm_eps > 0.0) {
+        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             return Err(bad("layer_norm_eps", "must be positive".into()));
         }
         self.activation()?;
