@@ -130,7 +130,7 @@ fn mpnet_config_and_input_errors_name_the_field() {
         (
             "hidden_size",
             serde_json::json!(0),
-            "hidden_size: 0 must be at least 1",
+            "hidden_size: 0 must be positive",
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();

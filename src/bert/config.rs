@@ -19,6 +19,14 @@ pub enum Activation {
     Silu,
 }
 
+/// The first of `fields` (a config's sizes) that is not positive, as (field, message).
+pub(crate) fn first_non_positive(fields: &[(&str, i64)]) -> Option<(String, String)> {
+    fields
+        .iter()
+        .find(|(_, v)| *v <= 0)
+        .map(|(f, v)| (f.to_string(), format!("{v} must be positive")))
+}
+
 impl Activation {
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
@@ -197,10 +205,8 @@ impl BertConfig {
             ("max_position_embeddings", self.max_position_embeddings),
             ("type_vocab_size", self.type_vocab_size),
         ];
-        for (field, v) in positive {
-            if v <= 0 {
-                return Err((field.into(), format!("{v} must be positive")));
-            }
+        if let Some(e) = first_non_positive(&positive) {
+            return Err(e);
         }
         if self.hidden_size % self.num_attention_heads != 0 {
             return Err((

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::bert::config::first_non_positive;
 use crate::bert::Activation;
 use crate::error::{Error, Result};
 
@@ -74,17 +75,15 @@ impl MpnetConfig {
                 return Err(bad("model_type", format!("\"{t}\" is not \"mpnet\"")));
             }
         }
-        for (field, v) in [
+        if let Some((field, msg)) = first_non_positive(&[
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
             ("num_hidden_layers", self.num_hidden_layers),
             ("num_attention_heads", self.num_attention_heads),
             ("intermediate_size", self.intermediate_size),
             ("max_position_embeddings", self.max_position_embeddings),
-        ] {
-            if v < 1 {
-                return Err(bad(field, format!("{v} must be at least 1")));
-            }
+        ]) {
+            return Err(bad(&field, msg));
         }
         if self.hidden_size % self.num_attention_heads != 0 {
             return Err(bad(
