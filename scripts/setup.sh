@@ -156,4 +156,38 @@ if [ ! -f $SOTU/DONE ]; then
   touch $SOTU/DONE
   rm -rf "$sd"
 fi
+# Short, varied general-domain English (issue 21): WordNet 3.0's definitions and example
+# sentences (wordnet-base, WordNet 3.0 licence) and the GNU Collaborative International
+# Dictionary of English's definitions (dict-gcide, GPL-2+), from Debian bookworm,
+# checksum-pinned, made into corpora by scripts/corpora_extra.py (1 in 50 documents held
+# out). Provenance: data/README.md.
+DEB_POOL=http://deb.debian.org/debian/pool/main
+for spec in "wordnet w/wordnet/wordnet-base_3.0-37_all.deb 61060d960f9ada8fa120872312eccd3ecebfbab8c4579e4f5a74e1cf67620752 usr/share/doc/wordnet-base/copyright" \
+            "gcide d/dict-gcide/dict-gcide_0.48.5+nmu2_all.deb 7b0af5cfde3cbdef5e9d6e78f92ec335ced7c2790f37a40f49bebc6f7347ac0f usr/share/doc/dict-gcide/copyright"; do
+  set -- $spec
+  name=$1; deb_path=$2; want=$3; licence=$4
+  dest=.cache/corpora/$name
+  [ -f $dest/DONE ] && continue
+  echo "setup: fetching $(basename $deb_path) from Debian for the $name corpus"
+  cd_=$(mktemp -d)
+  curl -fsSL --retry 3 -o "$cd_/pkg.deb" "$DEB_POOL/$deb_path"
+  got=$(sha "$cd_/pkg.deb")
+  if [ "$got" != "$want" ]; then
+    echo "setup: checksum mismatch for $(basename $deb_path): got $got, want $want" >&2
+    exit 1
+  fi
+  if command -v dpkg-deb >/dev/null; then
+    dpkg-deb -x "$cd_/pkg.deb" "$cd_/x"
+  else
+    (cd "$cd_" && ar x pkg.deb && mkdir x && tar -xf data.tar.* -C x)
+  fi
+  $PY scripts/corpora_extra.py $name "$cd_/x" "$cd_/out"
+  cp "$cd_/x/$licence" "$cd_/out/LICENSE"
+  touch "$cd_/out/DONE"
+  # Built beside the cache, then renamed into place: a stale folder without DONE is ours
+  # (setup writes nothing else there), so it is replaced.
+  mkdir -p .cache/corpora && rm -rf $dest
+  mv "$cd_/out" $dest.tmp.$$ && mv -T $dest.tmp.$$ $dest
+  rm -rf "$cd_"
+done
 echo "setup: ok (venv: $($PY -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'); teacher: $TEACHER_DIR)"

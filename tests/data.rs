@@ -787,3 +787,72 @@ fn recipe_errors_name_the_file_and_field() {
     let r = Recipe::from_file(root().join("recipes/demo.yaml")).unwrap();
     assert_eq!(r.data.max_seq_len, 128);
 }
+
+/// The two Debian corpora make setup builds (scripts/corpora_extra.py), with the document
+/// counts data/README.md gives. WordNet is read through the data pipeline as the recipes
+/// read it (short sentences; a synset's definition and example are two sentences); GCIDE,
+/// 19 MB, is checked as text, to keep the test quick.
+#[test]
+fn wordnet_and_gcide_read_as_many_short_documents() {
+    let docs_of = |path: PathBuf| -> Vec<String> {
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run make setup)", path.display()))
+            .split("\n\n")
+            .filter(|d| !d.trim().is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let corpora = root().join(".cache/corpora");
+    let gcide = docs_of(corpora.join("gcide/train/gcide.txt"));
+    assert_eq!(gcide.len(), 203_265);
+    assert_eq!(
+        docs_of(corpora.join("gcide/validation/gcide.txt")).len(),
+        4_190
+    );
+    let words: usize = gcide.iter().map(|d| d.split_whitespace().count()).sum();
+    let mean = words as f64 / gcide.len() as f64;
+    assert!(
+        mean > 4.0 && mean < 40.0,
+        "GCIDE: {mean:.1} words a document"
+    );
+    // Nothing of the dictionary's own notices or markup.
+    for d in &gcide {
+        assert!(
+            !d.contains("[1913 Webster]") && !d.contains("General Public License"),
+            "{d}"
+        );
+    }
+
+    let base = corpora.join("wordnet");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg: DataConfig = serde_yaml::from_str(&format!(
+        "train: [{}]\nvalidation: [{}]\ndocuments: blank-line\nsentences: split\ncache_dir: {}\n",
+        base.join("train").display(),
+        base.join("validation").display(),
+        dir.path().join("cache").display()
+    ))
+    .unwrap();
+    let sets = data::prepare(&cfg, &tokenizer()).unwrap();
+    let c = &sets.train.corpus;
+    assert_eq!(c.manifest.file_documents, vec![114_777]);
+    let v = &sets.validation.as_ref().unwrap().corpus;
+    assert_eq!(v.manifest.file_documents, vec![2_354]);
+    let (mut sentences, mut tokens) = (0usize, 0usize);
+    for d in 0..c.num_documents() {
+        for i in 0..c.num_sentences(d) {
+            sentences += 1;
+            tokens += c.sentence_len(d, i);
+        }
+    }
+    let mean = tokens as f64 / sentences as f64;
+    assert!(
+        sentences > 114_777 && mean > 4.0 && mean < 16.0,
+        "WordNet: {sentences} sentences of {mean:.1} word pieces on average"
+    );
+    // WordNet's synset "life" (living things collectively): definition, then example.
+    let doc = "Living things collectively. The oceans are teeming with life.";
+    let text = std::fs::read_to_string(base.join("train/wordnet.txt")).unwrap();
+    assert!(text.contains(&format!("\n\n{doc}\n\n")));
+    let sents = destila::data::sentences::split(doc);
+    assert_eq!(sents.len(), 2, "{sents:?}");
+}
