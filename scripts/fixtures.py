@@ -227,6 +227,25 @@ def tiny_mpnet(out):
     t = {"input_ids": ids, "attention_mask": mask, "hidden_states": torch.stack(o.hidden_states),
          "attentions": torch.stack(o.attentions), "pooler_output": o.pooler_output}
     save_file({k: v.contiguous() for k, v in t.items()}, os.path.join(out, "tiny-mpnet.safetensors"))
+    tiny_mpnet_tokenizer(os.path.join(out, "tiny-mpnet"))
+
+
+def tiny_mpnet_tokenizer(folder):
+    """A 500-piece WordPiece tokenizer for the tiny MPNet, shaped as all-mpnet-base-v2's
+    (BERT normaliser and pre-tokeniser, <s> A </s>, padding id 1), trained on Austen: a
+    teacher with its own vocabulary for the cross-vocabulary tests."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "austen", "train")
+    files = sorted(os.path.join(root, f) for f in os.listdir(root))
+    tok = Tokenizer(models.WordPiece(unk_token="<unk>"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok.train(files, trainers.WordPieceTrainer(vocab_size=500, special_tokens=specials, show_progress=False))
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    assert tok.get_vocab_size() <= 500 and tok.token_to_id("<pad>") == 1
+    tok.save(os.path.join(folder, "tokenizer.json"))
 
 
 def main():

@@ -10,6 +10,7 @@ pub mod dist;
 pub mod distill;
 pub mod doctor;
 pub mod embed;
+pub mod encoder;
 pub mod error;
 pub mod eval;
 pub mod export;

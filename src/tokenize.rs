@@ -248,6 +248,14 @@ impl BertTokenizer {
         r.map_err(|e| Error::tokenizer(&self.source, e.to_string()))
     }
 
+    /// The text of `ids`, special tokens left out (the tokenizer's decoder: word pieces
+    /// joined, spaces before punctuation cleaned up).
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| Error::tokenizer(&self.source, e.to_string()))
+    }
+
     /// Word pieces without special tokens and without truncation.
     pub fn word_pieces(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self

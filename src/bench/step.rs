@@ -10,7 +10,7 @@ use crate::bert::{self, forward_flops, Inputs, LoadOptions, Model};
 use crate::data::Batch;
 use crate::distill::optim::AdamW;
 use crate::distill::recipe::Recipe;
-use crate::distill::step::{compute, plan, Plan};
+use crate::distill::step::{compute, plan, Plan, Teacher};
 use crate::distill::student;
 use crate::error::Result;
 use crate::timing::{median, peak_rss_bytes};
@@ -64,7 +64,18 @@ pub fn bench_step(teacher_dir: &Path, setup: &StepBench) -> Result<StepResult> {
     let mut seconds = Vec::new();
     for i in 0..warmup + iters {
         let start = Instant::now();
-        let c = compute(&plan, &model, Some(&teacher), None, &b, 2.0, true)?;
+        let c = compute(
+            &plan,
+            &model,
+            Teacher {
+                model: Some(&teacher),
+                text: None,
+            },
+            None,
+            &b,
+            2.0,
+            true,
+        )?;
         let mut loss = Tensor::zeros([], (Kind::Float, device));
         for (_, v) in &c.components {
             loss += v;

@@ -183,8 +183,13 @@ pub fn mean_pool(hidden: &Tensor, mask: &Tensor) -> Tensor {
 /// Mean over sequences of 1 − cos(student's mean-pooled hidden states, teacher's sentence
 /// embedding [b, h]).
 pub fn pooled_cos(student: &Tensor, teacher_pooled: &Tensor, mask: &Tensor) -> Tensor {
+    embedding_cos(&mean_pool(student, mask), teacher_pooled)
+}
+
+/// Mean over sequences of 1 − cos(student's sentence embedding, teacher's) [b, h] each.
+pub fn embedding_cos(student_pooled: &Tensor, teacher_pooled: &Tensor) -> Tensor {
     let cos = Tensor::cosine_similarity(
-        &mean_pool(student, mask),
+        &student_pooled.to_kind(Kind::Float),
         &teacher_pooled.to_kind(Kind::Float),
         -1,
         1e-8,

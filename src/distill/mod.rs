@@ -11,4 +11,5 @@ pub mod step;
 pub mod student;
 pub mod targets;
 pub mod teacher;
+pub mod text_teacher;
 pub mod trainer;

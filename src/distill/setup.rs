@@ -8,11 +8,12 @@ use std::sync::Arc;
 use tch::{nn, Device, Kind, Tensor};
 
 use super::checkpoint as ckpt;
-use super::recipe::{Decoder, Init, Job, ProjectionInit, Recipe, PROJECTION_FILE};
+use super::recipe::{Decoder, Init, Job, ProjectionInit, Recipe, Reduce, PROJECTION_FILE};
 use super::step::{self, Plan};
 use super::student;
 use super::targets::{self, Cache};
 use super::teacher::{self, FitRun};
+use super::text_teacher::TextTeacher;
 use crate::bert::{self, Heads, LoadOptions, Model};
 use crate::data;
 use crate::dist::{self, Group};
@@ -41,6 +42,8 @@ pub(crate) struct Prepared {
     pub(crate) kind: Kind,
     pub(crate) model: Model,
     pub(crate) teacher: Option<Model>,
+    /// A teacher that reads text (MPNet), in place of `teacher`.
+    pub(crate) text: Option<TextTeacher>,
     pub(crate) extra: nn::VarStore,
     pub(crate) projection: Option<nn::Linear>,
     pub(crate) plan: Plan,
@@ -94,7 +97,13 @@ pub(crate) fn prepare(s: &Setup) -> Result<Prepared> {
     tch::manual_seed(recipe.seed as i64);
     let cache = open_cache(recipe, &sets)?;
     let mut pruned = None;
+    let mut text = None;
     let (model, teacher) = match recipe.job {
+        Job::Distill if recipe.text_teacher() => {
+            let (m, t) = build_text_distill(recipe, device, &tokenizer)?;
+            text = Some(t);
+            (m, None)
+        }
         Job::Distill => build_distill(s, device, &cache, &mut pruned)?,
         Job::Pretrain => build_pretrain(recipe, device, &tokenizer)?,
         Job::FitHeads => (build_fit_heads(recipe, device)?, None),
@@ -104,7 +113,14 @@ pub(crate) fn prepare(s: &Setup) -> Result<Prepared> {
     }
     check_vocabularies(&tokenizer, &model, teacher.as_ref())?;
     let plan = step::plan(recipe, model.config(), teacher.as_ref().map(|t| t.config()))?;
-    let (extra, projection) = projection(recipe, &plan, &model, teacher.as_ref(), device)?;
+    let (extra, projection) = projection(
+        recipe,
+        &plan,
+        &model,
+        teacher.as_ref(),
+        text.as_ref(),
+        device,
+    )?;
     // The student as it starts (step 0): the baseline `destila eval --init` measures the
     // trained student against. Written on a fresh start only; a resumed run keeps it.
     if main && recipe.job != Job::FitHeads && (existing.is_empty() || !s.resume) {
@@ -133,6 +149,7 @@ pub(crate) fn prepare(s: &Setup) -> Result<Prepared> {
         kind,
         model,
         teacher,
+        text,
         extra,
         projection,
         plan,
@@ -273,6 +290,52 @@ fn build_distill(
     }
     Ok((model, cache.is_none().then_some(teacher)))
 }
+
+/// Distillation from a teacher that reads text (`text_teacher`): the student from its
+/// checkpoint (or random, with the recipe's tokenizer), the teacher with the student's
+/// tokenizer to decode with, and with `teacher.reduce: pca` its principal directions fitted
+/// on training sentences.
+fn build_text_distill(
+    recipe: &Recipe,
+    device: Device,
+    tokenizer: &BertTokenizer,
+) -> Result<(Model, TextTeacher)> {
+    let t = recipe.teacher.as_ref().expect("validated");
+    let st = recipe.student.as_ref().expect("validated");
+    let base = bert::BertConfig {
+        vocab_size: tokenizer.vocab_size() as i64,
+        ..Default::default()
+    };
+    let model = student::build(st, &base, None, device, &recipe.path)?;
+    let mut text = TextTeacher::open(
+        &t.checkpoint,
+        recipe.tokenizer()?,
+        device,
+        Some(&t.pooled_cache),
+    )?;
+    let pointwise =
+        !recipe.losses.pooled_cos.weight.is_zero() || !recipe.losses.pooled_mse.weight.is_zero();
+    let width = model.config().hidden_size;
+    if t.reduce == Reduce::Pca && pointwise && width != text.hidden_size() {
+        let n = PCA_SENTENCES.max(2 * width as usize);
+        let texts = crate::prune::structure::sentences(&recipe.data.train, n, "data.train")?;
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let t0 = std::time::Instant::now();
+        text.fit_pca(&refs, width)
+            .map_err(|e| Error::config(&recipe.path, "teacher.reduce", e.to_string()))?;
+        eprintln!(
+            "teacher.reduce: pca: the teacher's {} dimensions to the student's {width}, fitted on {} training sentences ({:.0} s)",
+            text.hidden_size(),
+            refs.len(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    Ok((model, text))
+}
+
+/// Training sentences `teacher.reduce: pca` is fitted on (at least twice the student's
+/// width).
+const PCA_SENTENCES: usize = 2048;
 
 /// `student.prune`: the student as built, pruned against the teacher on sentences of the
 /// training text (the same measurement as `destila prune --teacher`).
@@ -416,22 +479,25 @@ fn projection(
     plan: &Plan,
     model: &Model,
     teacher: Option<&Model>,
+    text: Option<&TextTeacher>,
     device: Device,
 ) -> Result<(nn::VarStore, Option<nn::Linear>)> {
     let extra = nn::VarStore::new(device);
-    let projection = match teacher {
-        Some(t)
-            if plan.has("hidden_mse") && t.config().hidden_size != model.config().hidden_size =>
+    let width = model.config().hidden_size;
+    // hidden_mse between widths (TinyBERT), or the pointwise sentence losses against a
+    // text teacher of another width with teacher.reduce: learned.
+    let target = match (teacher, text) {
+        (Some(t), _) if plan.has("hidden_mse") => Some(t.config().hidden_size),
+        (None, Some(t))
+            if (plan.has("pooled_cos") || plan.has("pooled_mse")) && t.pca().is_none() =>
         {
-            Some(nn::linear(
-                extra.root() / "projection",
-                model.config().hidden_size,
-                t.config().hidden_size,
-                Default::default(),
-            ))
+            Some(t.hidden_size())
         }
         _ => None,
     };
+    let projection = target
+        .filter(|&h| h != width)
+        .map(|h| nn::linear(extra.root() / "projection", width, h, Default::default()));
     if let (Some(p), Some(Init::Checkpoint(c))) =
         (&projection, recipe.student.as_ref().map(|s| &s.init))
     {

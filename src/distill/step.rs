@@ -8,6 +8,7 @@ use tch::{nn, Kind, Tensor};
 
 use super::losses;
 use super::recipe::{KdPositions, LossWeight, Recipe, Scheduled, View};
+use super::text_teacher::TextTeacher;
 use crate::bert::{self, BertOutput, ForwardOptions, MlmPositions, Model};
 use crate::data::Batch;
 use crate::error::{Error, Result};
@@ -292,20 +293,30 @@ struct Ctx<'a> {
     mlm_labels: &'a Tensor,
     temperature: f64,
     projection: Option<&'a nn::Linear>,
+    /// A text teacher's sentence embeddings of this view's sentences.
+    text_pooled: Option<&'a Tensor>,
 }
 
 /// The loss components of one batch: one forward of each model per view that an active
 /// loss reads (the masked one first, so that a run with no clean-view loss computes
 /// exactly what it did before views), then each active loss and what it averages over.
+/// A step's teacher: a BERT run alongside the student, or one that reads text.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Teacher<'a> {
+    pub(crate) model: Option<&'a Model>,
+    pub(crate) text: Option<&'a TextTeacher>,
+}
+
 pub(crate) fn compute(
     plan: &Plan,
     model: &Model,
-    teacher: Option<&Model>,
+    teachers: Teacher,
     projection: Option<&nn::Linear>,
     batch: &Batch,
     temperature: f64,
     train: bool,
 ) -> Result<Computed> {
+    let (teacher, text) = (teachers.model, teachers.text);
     let mask = &batch.inputs.attention_mask;
     let positions = if plan.kd_all_positions && plan.has("kd_mlm") {
         mask.view([-1]).nonzero().squeeze_dim(-1)
@@ -328,20 +339,18 @@ pub(crate) fn compute(
     } else {
         None
     };
-    let clean = if plan.reads(View::Clean) {
-        let inputs = clean_inputs(batch);
-        let none = &MlmPositions::None;
-        Some(forward_view(
+    let clean_in = plan.reads(View::Clean).then(|| clean_inputs(batch));
+    let clean = match &clean_in {
+        Some(inputs) => Some(forward_view(
             plan,
             View::Clean,
             model,
             teacher,
-            &inputs,
-            none,
+            inputs,
+            &MlmPositions::None,
             train,
-        )?)
-    } else {
-        None
+        )?),
+        None => None,
     };
     let first = if plan.reads(View::First) {
         let inputs = first_inputs(batch);
@@ -354,19 +363,33 @@ pub(crate) fn compute(
             &MlmPositions::None,
             train,
         )?;
-        Some((f, inputs.attention_mask))
+        Some((f, inputs))
     } else {
         None
+    };
+    // A teacher that reads text: its sentence embeddings of each view's sentences.
+    let text_of = |inputs: &bert::Inputs| -> Result<Tensor> {
+        let t = text.expect("checked");
+        t.pooled(&inputs.input_ids, &inputs.attention_mask)
+    };
+    let text_clean = match (text, &clean_in) {
+        (Some(_), Some(i)) => Some(text_of(i)?),
+        _ => None,
+    };
+    let text_first = match (text, &first) {
+        (Some(_), Some((_, i))) => Some(text_of(i)?),
+        _ => None,
     };
     let mut components = Vec::new();
     let mut counts = Vec::new();
     for ((name, _, pairs), w) in plan.active.iter().zip(&plan.settings) {
-        let (f, mask) = match w.view {
-            View::Masked => (masked.as_ref(), mask),
-            View::Clean => (clean.as_ref(), mask),
+        let (f, mask, text_pooled) = match w.view {
+            View::Masked => (masked.as_ref(), mask, None),
+            View::Clean => (clean.as_ref(), mask, text_clean.as_ref()),
             View::First => (
                 first.as_ref().map(|(f, _)| f),
-                &first.as_ref().expect("ran").1,
+                &first.as_ref().expect("ran").1.attention_mask,
+                text_first.as_ref(),
             ),
         };
         let f = f.expect("the view's forward ran");
@@ -377,6 +400,7 @@ pub(crate) fn compute(
             mlm_labels: &mlm_labels,
             temperature,
             projection,
+            text_pooled,
         };
         counts.push(count(name, &ctx));
         components.push((*name, loss(name, w, pairs, f, &ctx)?));
@@ -467,19 +491,27 @@ fn head_loss(name: &str, f: &Forward, c: &Ctx) -> Result<Tensor> {
 /// embedding from the cache, or pooled live.
 fn sentence_loss(name: &str, w: &LossWeight, f: &Forward, c: &Ctx) -> Result<Tensor> {
     let last = f.student.hidden_states.last().expect("has layers");
-    let teacher = match c.batch.targets.as_ref().and_then(|tg| tg.pooled.as_ref()) {
-        Some(p) => p.shallow_clone(),
-        None => losses::mean_pool(
+    let cached = c.batch.targets.as_ref().and_then(|tg| tg.pooled.as_ref());
+    let teacher = match (c.text_pooled, cached) {
+        (Some(p), _) | (None, Some(p)) => p.shallow_clone(),
+        (None, None) => losses::mean_pool(
             need_teacher(f)?.hidden_states.last().expect("has layers"),
             c.mask,
         ),
     };
+    let pooled = losses::mean_pool(last, c.mask);
+    // The pointwise losses against a text teacher of another width go through the
+    // learned map (teacher.reduce: learned); the similarity loss needs none.
+    let mapped = || match (c.text_pooled, c.projection) {
+        (Some(_), Some(p)) => pooled.apply(p),
+        _ => pooled.shallow_clone(),
+    };
     Ok(match name {
-        "pooled_cos" => losses::pooled_cos(last, &teacher, c.mask),
-        "pooled_mse" => losses::pooled_mse(&losses::mean_pool(last, c.mask), &teacher),
+        "pooled_cos" => losses::embedding_cos(&mapped(), &teacher),
+        "pooled_mse" => losses::pooled_mse(&mapped(), &teacher),
         _ => {
             let (form, tau) = w.relation();
-            losses::similarity(&losses::mean_pool(last, c.mask), &teacher, form, tau)
+            losses::similarity(&pooled, &teacher, form, tau)
         }
     })
 }
@@ -541,7 +573,7 @@ pub(crate) struct Eval {
 pub(crate) fn evaluate(
     plan: &Plan,
     model: &Model,
-    teacher: Option<&Model>,
+    teacher: Teacher,
     projection: Option<&nn::Linear>,
     batches: &[Batch],
     weights: &[f64],

@@ -19,8 +19,9 @@ use super::optim::{AdamW, LossScaler};
 use super::recipe::{Recipe, PROJECTION_FILE};
 use super::schedule::lr_factor;
 use super::setup::{self, Prepared, Setup};
-use super::step::{compute, evaluate, weights_at, Plan};
+use super::step::{compute, evaluate, weights_at, Plan, Teacher};
 use super::targets::CacheLoader;
+use super::text_teacher::TextTeacher;
 use crate::bert::Model;
 use crate::data::{self, Batch, Cursor, Loader};
 use crate::dist::{self, Group};
@@ -143,6 +144,8 @@ pub struct Trainer<'a> {
     kind: Kind,
     model: Model,
     teacher: Option<Model>,
+    /// A teacher that reads text (MPNet): sentence embeddings for the sentence losses.
+    text: Option<TextTeacher>,
     extra: nn::VarStore,
     projection: Option<nn::Linear>,
     plan: Plan,
@@ -214,6 +217,7 @@ impl<'a> Trainer<'a> {
             kind: p.kind,
             model: p.model,
             teacher: p.teacher,
+            text: p.text,
             extra: p.extra,
             projection: p.projection,
             plan: p.plan,
@@ -321,7 +325,10 @@ impl<'a> Trainer<'a> {
         let c = compute(
             &self.plan,
             &self.model,
-            self.teacher.as_ref(),
+            Teacher {
+                model: self.teacher.as_ref(),
+                text: self.text.as_ref(),
+            },
             self.projection.as_ref(),
             &batch,
             temperature,
@@ -473,7 +480,10 @@ impl<'a> Trainer<'a> {
         let e = evaluate(
             &self.plan,
             &self.model,
-            self.teacher.as_ref(),
+            Teacher {
+                model: self.teacher.as_ref(),
+                text: self.text.as_ref(),
+            },
             self.projection.as_ref(),
             &self.val_batches,
             &w,
@@ -537,6 +547,9 @@ impl<'a> Trainer<'a> {
             &self.tok_dir,
             tr.keep_checkpoints,
         )?;
+        if let Some(t) = &self.text {
+            t.save_cache()?;
+        }
         Ok(())
     }
 
@@ -568,6 +581,21 @@ impl<'a> Trainer<'a> {
                 seconds: self.started.elapsed().as_secs_f64(),
                 ..summary
             });
+        }
+        if let Some(t) = &self.text {
+            t.save_cache()?;
+            let st = t.stats();
+            let (rows, loaded) = t.memo_sizes();
+            eprintln!(
+                "teacher (reads text): {} sentence embeddings computed ({} tokens, {:.0} tokens/s), {} served from memory; {} kept in {} ({} were there before)",
+                st.misses,
+                st.tokens,
+                st.tokens as f64 / st.seconds.max(1e-9),
+                st.hits,
+                rows,
+                t.cache_file().map_or("(no cache)".into(), |p| p.display().to_string()),
+                loaded,
+            );
         }
         if self.kind != Kind::Float {
             self.model.vs.set_kind(Kind::Float);

@@ -97,6 +97,12 @@ impl Default for HeadFit {
 pub(super) fn d_top_k() -> usize {
     32
 }
+pub(super) fn d_pooled_cache() -> PathBuf {
+    PathBuf::from(".cache/pooled")
+}
+pub(super) fn is_d_pooled_cache(p: &PathBuf) -> bool {
+    *p == d_pooled_cache()
+}
 pub(super) fn d_heads_policy() -> HeadPolicy {
     HeadPolicy::Fail
 }

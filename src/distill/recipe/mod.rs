@@ -155,6 +155,36 @@ pub struct TeacherSection {
     /// top-k MLM logits and NSP logits from `dir` instead of running the teacher.
     #[serde(default)]
     pub targets: Option<TargetsSection>,
+    /// A teacher that reads text (another family, e.g. MPNet): how its sentence embeddings
+    /// meet the student's width in `pooled_cos`/`pooled_mse` (`similarity` needs no map).
+    #[serde(default, skip_serializing_if = "Reduce::is_default")]
+    pub reduce: Reduce,
+    /// A teacher that reads text: where its sentence embeddings are kept, by content
+    /// (`DIR/KEY/pooled.safetensors`), so it runs once per sentence across epochs and runs.
+    #[serde(
+        default = "defaults::d_pooled_cache",
+        skip_serializing_if = "defaults::is_d_pooled_cache"
+    )]
+    pub pooled_cache: PathBuf,
+}
+
+/// How a text teacher's embeddings meet a student of another width.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reduce {
+    /// A linear map from the student's width to the teacher's, trained with the student
+    /// (saved in checkpoints beside it, not in the student).
+    #[default]
+    Learned,
+    /// The teacher's embeddings projected on their top principal directions (as many as
+    /// the student is wide), fitted on training sentences before step 0.
+    Pca,
+}
+
+impl Reduce {
+    fn is_default(&self) -> bool {
+        *self == Reduce::Learned
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -548,7 +578,12 @@ impl Recipe {
     pub fn tokenizer_dir(&self) -> &Path {
         match (&self.data.tokenizer, &self.teacher) {
             (Some(t), _) => t,
-            (None, Some(t)) => &t.checkpoint,
+            // A teacher that reads text has its own tokenizer; the student keeps the one of
+            // the checkpoint it starts from.
+            (None, Some(t)) => match self.student.as_ref().map(|s| &s.init) {
+                Some(Init::Checkpoint(c)) if self.text_teacher() => &c.checkpoint,
+                _ => &t.checkpoint,
+            },
             (None, None) => Path::new("."),
         }
     }

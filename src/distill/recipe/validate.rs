@@ -113,6 +113,9 @@ impl Recipe {
                         ),
                     );
                 }
+                if self.text_teacher() {
+                    return self.check_text_teacher(dir);
+                }
                 crate::bert::BertConfig::from_file(&cfg)?
             }
             None => crate::bert::BertConfig::default(),
@@ -217,6 +220,126 @@ impl Recipe {
             }
         }
         Ok(())
+    }
+
+    /// A teacher that reads text (an MPNet, `distill::text_teacher`): its config, and what
+    /// such a teacher cannot do, each refused by field: it gives sentence embeddings only
+    /// (no heads, hidden states or attentions the student could be matched with, no layers
+    /// to copy, no target cache, no pruning measure), of clean text.
+    fn check_text_teacher(&self, dir: &Path) -> Result<()> {
+        let err = |field: &str, msg: String| Err(Error::config(&self.path, field, msg));
+        let tc = crate::mpnet::MpnetConfig::from_file(dir.join("config.json"))?;
+        let what = format!(
+            "the teacher ({}) is an MPNet, which reads the student's sentences as text and gives sentence embeddings",
+            dir.display()
+        );
+        if self.job != Job::Distill {
+            return err("job", format!("{what}: only job: distill can use it"));
+        }
+        let t = self.teacher.as_ref().expect("a teacher");
+        if t.heads != HeadPolicy::Fail {
+            return err(
+                "teacher.heads",
+                format!("{what}; MLM/NSP heads are fitted to or adapted from BERT teachers only"),
+            );
+        }
+        if t.targets.is_some() {
+            return err(
+                "teacher.targets",
+                format!(
+                    "{what}; its embeddings are kept in teacher.pooled_cache, not a target cache"
+                ),
+            );
+        }
+        for (name, w) in self.losses.all() {
+            if w.weight.is_zero() {
+                continue;
+            }
+            if !matches!(name, "pooled_cos" | "pooled_mse" | "similarity") {
+                return err(
+                    &format!("losses.{name}"),
+                    format!("{what}: only pooled_cos, pooled_mse and similarity can learn from it"),
+                );
+            }
+            if w.view == View::Masked {
+                return err(
+                    &format!("losses.{name}.view"),
+                    format!("masked: {what} of clean text: use view: clean or first"),
+                );
+            }
+        }
+        let s = self.student.as_ref().expect("distill has a student");
+        if s.prune.is_some() {
+            return err(
+                "student.prune",
+                format!("{what}; pruning measures importance against a BERT teacher's outputs"),
+            );
+        }
+        let base = match &s.init {
+            Init::FromTeacher => {
+                return err(
+                    "student.init",
+                    format!("from-teacher: {what}; it has no BERT layers to copy (use {{checkpoint: DIR}} or random)"),
+                )
+            }
+            Init::Checkpoint(c) => {
+                let own = crate::bert::BertConfig::from_file(c.checkpoint.join("config.json"));
+                match own {
+                    Ok(own) => self.check_init_checkpoint(c, &own)?,
+                    Err(_) => self.check_init_checkpoint(c, &crate::bert::BertConfig::default())?,
+                }
+            }
+            Init::Random => {
+                if self.data.tokenizer.is_none() {
+                    return err(
+                        "data.tokenizer",
+                        format!("{what}; a random student needs its own tokenizer: set data.tokenizer"),
+                    );
+                }
+                crate::bert::BertConfig::default()
+            }
+        };
+        if self.data.max_seq_len as i64 > base.max_position_embeddings {
+            return err(
+                "data.max_seq_len",
+                format!(
+                    "{} is longer than the student's max_position_embeddings ({})",
+                    self.data.max_seq_len, base.max_position_embeddings
+                ),
+            );
+        }
+        let sc = student_config(s, Some(&base));
+        if let Err((f, m)) = sc.validate() {
+            return err(&format!("student ({f})"), m);
+        }
+        if self.losses.pooled_cos.weight.is_zero() && self.losses.pooled_mse.weight.is_zero() {
+            return Ok(());
+        }
+        if t.reduce == Reduce::Pca && sc.hidden_size > tc.hidden_size {
+            return err(
+                "teacher.reduce",
+                format!(
+                    "pca: the student ({}) is wider than the teacher ({}); use learned",
+                    sc.hidden_size, tc.hidden_size
+                ),
+            );
+        }
+        if let Some(tok) = &self.data.tokenizer {
+            if !tok.exists() {
+                return err(
+                    "data.tokenizer",
+                    format!("{}: no such folder", tok.display()),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the teacher reads text (its config.json says MPNet): see `check_text_teacher`.
+    pub fn text_teacher(&self) -> bool {
+        self.teacher.as_ref().is_some_and(|t| {
+            crate::encoder::family(&t.checkpoint).ok() == Some(crate::encoder::Family::Mpnet)
+        })
     }
 
     /// What `distill` checks before any work beyond the recipe itself, so that `recipe
