@@ -355,6 +355,7 @@ impl Recipe {
             let caches: &[(&str, &Path)] = &[
                 ("teacher.fit.cache", &t.fit.cache),
                 ("teacher.adapt.cache", &t.adapt.cache),
+                ("teacher.pooled_cache", &t.pooled_cache),
             ];
             for (field, dir) in caches {
                 crate::output::guard(dir, field, &inputs)
