@@ -196,6 +196,38 @@ fn distillation_across_families_vocabularies_and_widths() {
         .collect();
     assert_eq!(stored["pooled"].size(), [n as i64, 32]);
 
+    // `destila eval` against the MPNet: the structure of the student's embeddings against
+    // transformers' embeddings of the teacher, each model through its own tokenizer.
+    let sents = texts(40);
+    let file = d.join("sentences.txt");
+    std::fs::write(&file, sents.join("\n")).unwrap();
+    let (want_t, _) = reference(&sents, 2, d);
+    let student = common::embed_jsonl(&d.join("run1/final"), &file);
+    let student = Tensor::from_slice2(&student).to_kind(Kind::Float);
+    let upper =
+        |e: &Tensor| destila::eval::stats::upper_triangle(&destila::embed::cosine_matrix(e, e));
+    let want = destila::eval::stats::spearman(&upper(&want_t), &upper(&student));
+    let r = common::destila()
+        .args(["eval", "--device", "cpu", "--no-init", "--teacher"])
+        .arg(tiny_mpnet())
+        .arg("--student")
+        .arg(d.join("run1/final"))
+        .arg("--sentences")
+        .arg(&file)
+        .arg("--out")
+        .arg(d.join("eval"))
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("eval/eval.json")).unwrap()).unwrap();
+    let got = report["similarity"]["mean"]["spearman"].as_f64().unwrap();
+    assert!(
+        (got - want).abs() < 1e-6,
+        "structure {got}, reference {want}"
+    );
+    assert!(report["heads_note"].as_str().unwrap().contains("MPNet"));
+
     // The same recipe elsewhere: every embedding comes from the cache, and training
     // follows the first run exactly.
     let recipe2 = write_recipe(d, "run2", "");

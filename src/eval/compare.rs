@@ -469,6 +469,27 @@ fn judgements(
     pairs: &[(String, String, f64)],
     batch_size: usize,
 ) -> Result<Judgements> {
+    judgements_by(
+        &|texts: &[&str]| t.embed(texts, Pooling::Mean, batch_size),
+        &|texts: &[&str]| s.embed(texts, Pooling::Mean, batch_size),
+        p,
+        pairs,
+    )
+}
+
+/// A judged pair: two texts and their score.
+type Pair = (String, String, f64);
+
+/// Mean-pooled sentence embeddings of texts, by whichever model.
+type EmbedFn<'a> = dyn Fn(&[&str]) -> Result<Tensor> + 'a;
+
+/// `judgements` with each model's embeddings given as a function.
+fn judgements_by(
+    t: &EmbedFn,
+    s: &EmbedFn,
+    p: &Path,
+    pairs: &[(String, String, f64)],
+) -> Result<Judgements> {
     let mut texts: Vec<&str> = Vec::new();
     let mut index: BTreeMap<&str, i64> = BTreeMap::new();
     let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -483,8 +504,8 @@ fn judgements(
     }
     let (a, b) = (Tensor::from_slice(&a), Tensor::from_slice(&b));
     let scores: Vec<f64> = pairs.iter().map(|p| p.2).collect();
-    let cos = |e: &Embedder| -> Result<Vec<f64>> {
-        let all = e.embed(&texts, Pooling::Mean, batch_size)?;
+    let cos = |e: &EmbedFn| -> Result<Vec<f64>> {
+        let all = e(&texts)?;
         let dev = all.device();
         let (x, y) = (
             all.index_select(0, &a.to_device(dev)),
@@ -512,6 +533,9 @@ pub fn evaluate(teacher: &Path, student: &Path, opts: &EvalOptions) -> Result<Ev
         Some(p) => Some(read_sentences(p)?),
         None => None,
     };
+    if crate::encoder::family(teacher)? != crate::encoder::Family::Bert {
+        return evaluate_text_teacher(teacher, student, opts, pairs, sentences);
+    }
     let t = Embedder::open(teacher, opts.device)?;
     let s = Embedder::open(student, opts.device)?;
     let (tv, sv) = (t.model.config().vocab_size, s.model.config().vocab_size);
@@ -559,6 +583,80 @@ pub fn evaluate(teacher: &Path, student: &Path, opts: &EvalOptions) -> Result<Ev
         token_cosine,
         heads,
         heads_note,
+        judgements,
+        posto,
+        baseline: None,
+        scatter,
+    })
+}
+
+/// Against a teacher of another family (an MPNet, which `distill` uses as a teacher that
+/// reads text): the sentence-embedding measures, each model through its own tokenizer
+/// (mean pooling, the teacher's as sentence-transformers pools it); no token cosine or
+/// heads, and the "posto" contrast for the student alone.
+fn evaluate_text_teacher(
+    teacher: &Path,
+    student: &Path,
+    opts: &EvalOptions,
+    pairs: Option<(&PathBuf, Vec<Pair>)>,
+    sentences: Option<Vec<String>>,
+) -> Result<EvalReport> {
+    let t = crate::encoder::TextEncoder::open(teacher, opts.device)?;
+    let s = Embedder::open(student, opts.device)?;
+    let sentences = match sentences {
+        Some(v) => v,
+        None => default_sentences(&opts.corpus, opts.max_sentences)?,
+    };
+    if sentences.len() < 2 {
+        return Err(Error::Invalid("fewer than 2 sentences to compare".into()));
+    }
+    let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let bs = opts.batch_size;
+    let t_embed = |x: &[&str]| t.embed(x, bs);
+    let s_embed = |x: &[&str]| s.embed(x, Pooling::Mean, bs);
+    let (et, es) = (t_embed(&refs)?, s_embed(&refs)?);
+    let (st, ut, us) = structure(&et, &es);
+    for (who, dir, cos) in [("teacher", teacher, &ut), ("student", student, &us)] {
+        if cos.iter().all(|c| (c - cos[0]).abs() < 1e-12) {
+            return Err(Error::Invalid(format!(
+                "{}: its mean-pooled embeddings give every pair of the {} sentences the same cosine ({:.4}): with no variance the similarity structure has no correlation (the {who} maps them all alike; give varied sentences)",
+                dir.display(),
+                refs.len(),
+                cos[0]
+            )));
+        }
+    }
+    let step = (ut.len() / 2000).max(1);
+    let scatter = ut
+        .iter()
+        .zip(&us)
+        .step_by(step)
+        .map(|(&a, &b)| (a, b))
+        .collect();
+    let mut similarity = BTreeMap::new();
+    similarity.insert("mean".to_string(), st);
+    let judgements = match &pairs {
+        None => None,
+        Some((p, v)) => Some(judgements_by(&t_embed, &s_embed, p, v)?),
+    };
+    let mut posto = BTreeMap::new();
+    posto.insert(
+        "student".to_string(),
+        contrast(&s, POSTO_A, POSTO_B, POSTO_WORD)?,
+    );
+    let n = sentences.len();
+    Ok(EvalReport {
+        teacher: teacher.display().to_string(),
+        student: student.display().to_string(),
+        sentences: n,
+        sentence_pairs: n * (n - 1) / 2,
+        similarity,
+        token_cosine: Vec::new(),
+        heads: None,
+        heads_note: Some(format!(
+            "the teacher ({}) is an MPNet: no MLM/NSP heads to compare with",
+            teacher.display()
+        )),
         judgements,
         posto,
         baseline: None,
