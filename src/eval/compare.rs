@@ -118,6 +118,38 @@ pub struct EvalReport {
     pub scatter: Vec<(f64, f64)>,
 }
 
+impl EvalReport {
+    /// The report of `n` sentences, before any measure is in it.
+    fn of(teacher: &Path, student: &Path, n: usize) -> EvalReport {
+        EvalReport {
+            teacher: teacher.display().to_string(),
+            student: student.display().to_string(),
+            sentences: n,
+            sentence_pairs: n * (n - 1) / 2,
+            similarity: BTreeMap::new(),
+            token_cosine: Vec::new(),
+            heads: None,
+            heads_note: None,
+            judgements: None,
+            posto: BTreeMap::new(),
+            baseline: None,
+            scatter: Vec::new(),
+        }
+    }
+}
+
+/// The sentences given, or those of `--corpus`; at least two.
+fn sentences_to_compare(given: Option<Vec<String>>, opts: &EvalOptions) -> Result<Vec<String>> {
+    let sentences = match given {
+        Some(v) => v,
+        None => default_sentences(&opts.corpus, opts.max_sentences)?,
+    };
+    if sentences.len() < 2 {
+        return Err(Error::Invalid("fewer than 2 sentences to compare".into()));
+    }
+    Ok(sentences)
+}
+
 fn default_sentences(corpus_paths: &[String], max: usize) -> Result<Vec<String>> {
     let text = TextOptions::default();
     let mut all = Vec::new();
@@ -546,13 +578,7 @@ pub fn evaluate(teacher: &Path, student: &Path, opts: &EvalOptions) -> Result<Ev
             teacher.display()
         )));
     }
-    let sentences = match sentences {
-        Some(v) => v,
-        None => default_sentences(&opts.corpus, opts.max_sentences)?,
-    };
-    if sentences.len() < 2 {
-        return Err(Error::Invalid("fewer than 2 sentences to compare".into()));
-    }
+    let sentences = sentences_to_compare(sentences, opts)?;
     let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
     let (similarity, scatter) = similarities(&t, &s, &refs, opts.batch_size)?;
     let token_cosine = token_cosine(&t, &s, &sentences, opts.batch_size)?;
@@ -573,20 +599,15 @@ pub fn evaluate(teacher: &Path, student: &Path, opts: &EvalOptions) -> Result<Ev
         "student".to_string(),
         contrast(&s, POSTO_A, POSTO_B, POSTO_WORD)?,
     );
-    let n = sentences.len();
     Ok(EvalReport {
-        teacher: teacher.display().to_string(),
-        student: student.display().to_string(),
-        sentences: n,
-        sentence_pairs: n * (n - 1) / 2,
         similarity,
         token_cosine,
         heads,
         heads_note,
         judgements,
         posto,
-        baseline: None,
         scatter,
+        ..EvalReport::of(teacher, student, sentences.len())
     })
 }
 
@@ -603,13 +624,7 @@ fn evaluate_text_teacher(
 ) -> Result<EvalReport> {
     let t = crate::encoder::TextEncoder::open(teacher, opts.device)?;
     let s = Embedder::open(student, opts.device)?;
-    let sentences = match sentences {
-        Some(v) => v,
-        None => default_sentences(&opts.corpus, opts.max_sentences)?,
-    };
-    if sentences.len() < 2 {
-        return Err(Error::Invalid("fewer than 2 sentences to compare".into()));
-    }
+    let sentences = sentences_to_compare(sentences, opts)?;
     let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
     let bs = opts.batch_size;
     let t_embed = |x: &[&str]| t.embed(x, bs);
@@ -639,28 +654,20 @@ fn evaluate_text_teacher(
         None => None,
         Some((p, v)) => Some(judgements_by(&t_embed, &s_embed, p, v)?),
     };
-    let mut posto = BTreeMap::new();
-    posto.insert(
+    let posto = BTreeMap::from([(
         "student".to_string(),
         contrast(&s, POSTO_A, POSTO_B, POSTO_WORD)?,
-    );
-    let n = sentences.len();
+    )]);
     Ok(EvalReport {
-        teacher: teacher.display().to_string(),
-        student: student.display().to_string(),
-        sentences: n,
-        sentence_pairs: n * (n - 1) / 2,
         similarity,
-        token_cosine: Vec::new(),
-        heads: None,
         heads_note: Some(format!(
             "the teacher ({}) is an MPNet: no MLM/NSP heads to compare with",
             teacher.display()
         )),
         judgements,
         posto,
-        baseline: None,
         scatter,
+        ..EvalReport::of(teacher, student, sentences.len())
     })
 }
 

@@ -120,15 +120,7 @@ impl Recipe {
             }
             None => crate::bert::BertConfig::default(),
         };
-        if self.data.max_seq_len as i64 > base.max_position_embeddings {
-            return err(
-                "data.max_seq_len",
-                format!(
-                    "{} is longer than the model's max_position_embeddings ({})",
-                    self.data.max_seq_len, base.max_position_embeddings
-                ),
-            );
-        }
+        self.check_max_seq_len(&base, "model")?;
         // The adapt settings are checked even when this run does not adapt (a wrong value
         // is wrong either way, and `heads: adapt` may be set later with --set).
         if let Some(t) = &self.teacher {
@@ -211,15 +203,7 @@ impl Recipe {
                 }
             }
         }
-        if let Some(tok) = &self.data.tokenizer {
-            if !tok.exists() {
-                return err(
-                    "data.tokenizer",
-                    format!("{}: no such folder", tok.display()),
-                );
-            }
-        }
-        Ok(())
+        self.check_tokenizer_folder()
     }
 
     /// A teacher that reads text (an MPNet, `distill::text_teacher`): its config, and what
@@ -299,19 +283,12 @@ impl Recipe {
                 crate::bert::BertConfig::default()
             }
         };
-        if self.data.max_seq_len as i64 > base.max_position_embeddings {
-            return err(
-                "data.max_seq_len",
-                format!(
-                    "{} is longer than the student's max_position_embeddings ({})",
-                    self.data.max_seq_len, base.max_position_embeddings
-                ),
-            );
-        }
+        self.check_max_seq_len(&base, "student")?;
         let sc = student_config(s, Some(&base));
         if let Err((f, m)) = sc.validate() {
             return err(&format!("student ({f})"), m);
         }
+        self.check_tokenizer_folder()?;
         if self.losses.pooled_cos.weight.is_zero() && self.losses.pooled_mse.weight.is_zero() {
             return Ok(());
         }
@@ -324,15 +301,34 @@ impl Recipe {
                 ),
             );
         }
-        if let Some(tok) = &self.data.tokenizer {
-            if !tok.exists() {
-                return err(
-                    "data.tokenizer",
-                    format!("{}: no such folder", tok.display()),
-                );
-            }
+        Ok(())
+    }
+
+    /// `data.max_seq_len` fits `whose` position embeddings (`base`).
+    fn check_max_seq_len(&self, base: &crate::bert::BertConfig, whose: &str) -> Result<()> {
+        if self.data.max_seq_len as i64 > base.max_position_embeddings {
+            return Err(Error::config(
+                &self.path,
+                "data.max_seq_len",
+                format!(
+                    "{} is longer than the {whose}'s max_position_embeddings ({})",
+                    self.data.max_seq_len, base.max_position_embeddings
+                ),
+            ));
         }
         Ok(())
+    }
+
+    /// `data.tokenizer`, when given, is a folder that exists.
+    fn check_tokenizer_folder(&self) -> Result<()> {
+        match &self.data.tokenizer {
+            Some(tok) if !tok.exists() => Err(Error::config(
+                &self.path,
+                "data.tokenizer",
+                format!("{}: no such folder", tok.display()),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Whether the teacher reads text (its config.json says MPNet): see `check_text_teacher`.
