@@ -32,9 +32,8 @@ pub fn family(dir: &Path) -> Result<Family> {
     })?;
     match v.get("model_type").and_then(|t| t.as_str()) {
         Some("mpnet") => Ok(Family::Mpnet),
-        None | Some("bert") | Some("destila-pruned-bert") | Some("destila-int8-bert") => {
-            Ok(Family::Bert)
-        }
+        None => Ok(Family::Bert),
+        Some(t) if crate::bert::BERT_MODEL_TYPES.contains(&t) => Ok(Family::Bert),
         Some(other) => Err(Error::Config {
             path,
             field: "model_type".into(),

@@ -114,6 +114,11 @@ fn scratch() -> Scratch {
             "bad-act",
             Box::new(|v: &mut serde_json::Value| v["hidden_act"] = "swish9".into()),
         ),
+        // Another architecture's config (same keys as a BERT's): refused by its name.
+        (
+            "roberta",
+            Box::new(|v: &mut serde_json::Value| v["model_type"] = "roberta".into()),
+        ),
     ] {
         copy_dir(&tiny, &root.join(name));
         edit_config(&root.join(name), edit);
@@ -294,6 +299,25 @@ fn cases() -> Vec<Case> {
     add("inspect {D}/no-config", "config.json");
     add("inspect {D}/bad-json", "config.json");
     add("inspect {D}/nan", "layer.1.output.dense.weight");
+
+    // Another architecture (model_type roberta), wherever a BERT folder is read.
+    for args in [
+        "inspect {D}/roberta",
+        "embed {D}/roberta hello",
+        "contrast {D}/roberta",
+        "export {D}/roberta --out {D}/e",
+        "eval --teacher {D}/roberta --student {M} --no-init --out {D}/ev",
+        "eval --teacher {M} --student {D}/roberta --no-init --out {D}/ev",
+        "eval --teacher {M} --student {M} --init {D}/roberta --corpus {D}/corpus.txt --out {D}/ev",
+        "prune {D}/roberta --corpus {D}/corpus.txt --out {D}/sp --heads 1",
+        "bench --teacher {D}/roberta --student {M}",
+        "bench --teacher {M} --student {D}/roberta",
+        "bench forward {D}/roberta",
+        "recipe check {R} --set teacher.checkpoint={D}/roberta",
+        r#"recipe check {R} --set student.init={"checkpoint":"{D}/roberta"}"#,
+    ] {
+        add(args, "roberta");
+    }
 
     // embed.
     add("embed {M} hello --batch-size 0", "--batch-size");

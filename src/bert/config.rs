@@ -52,6 +52,12 @@ impl Activation {
 /// it, and so refuses the folder rather than build a model of the wrong shape.
 pub const PRUNED_MODEL_TYPE: &str = "destila-pruned-bert";
 
+/// The `model_type`s a BERT config may carry (none at all counts as BERT): transformers'
+/// own, and destila's pruned and int8 folders. Any other (roberta, mpnet, ...) is refused
+/// by name, not read as a BERT with other weights.
+pub const BERT_MODEL_TYPES: [&str; 3] =
+    ["bert", PRUNED_MODEL_TYPE, super::weights::INT8_MODEL_TYPE];
+
 pub const ACTIVATIONS: &str = "gelu, gelu_new, gelu_pytorch_tanh, relu, silu, swish";
 
 fn d_vocab() -> i64 {
@@ -196,6 +202,16 @@ impl BertConfig {
     }
 
     pub fn validate(&self) -> std::result::Result<(), (String, String)> {
+        if let Some(t) = self.extra.get("model_type") {
+            if !t.as_str().is_some_and(|t| BERT_MODEL_TYPES.contains(&t)) {
+                let why = if t.as_str() == Some("mpnet") {
+                    "destila reads MPNet only as a teacher that reads text (sentence losses)"
+                } else {
+                    "destila reads BERT encoders (and MPNet as a teacher)"
+                };
+                return Err(("model_type".into(), format!("{t}: {why}")));
+            }
+        }
         let positive = [
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),

@@ -13,7 +13,7 @@ pub mod qlinear;
 pub mod weights;
 
 pub use attention::AttentionDetail;
-pub use config::{Activation, BertConfig};
+pub use config::{Activation, BertConfig, BERT_MODEL_TYPES};
 pub use flops::forward_flops;
 pub use model::{Bert, BertOutput, ForwardOptions, Heads, Inputs, MlmPositions};
 pub use weights::{load, save, LoadOptions, LoadReport, Model};
