@@ -230,6 +230,20 @@ def tiny_mpnet(out):
     tiny_mpnet_tokenizer(os.path.join(out, "tiny-mpnet"))
 
 
+def tiny_mpnet_b(out):
+    """A second small random MPNet of another width (24), same tokenizer: the other teacher
+    of the multi-teacher tests."""
+    import shutil
+    from transformers import MPNetConfig, MPNetModel
+    torch.manual_seed(1)
+    cfg = MPNetConfig(vocab_size=500, hidden_size=24, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=40, max_position_embeddings=160, hidden_act="gelu")
+    model = MPNetModel(cfg).eval()
+    perturb(model, 3)
+    model.save_pretrained(os.path.join(out, "tiny-mpnet-b"))
+    shutil.copy(os.path.join(out, "tiny-mpnet", "tokenizer.json"), os.path.join(out, "tiny-mpnet-b"))
+
+
 def tiny_mpnet_tokenizer(folder):
     """A 500-piece WordPiece tokenizer for the tiny MPNet, shaped as all-mpnet-base-v2's
     (BERT normaliser and pre-tokeniser, <s> A </s>, padding id 1), trained on Austen: a
@@ -256,6 +270,7 @@ def main():
     teacher_outputs(teacher, out)
     tiny_models(out)
     tiny_mpnet(out)
+    tiny_mpnet_b(out)
     adamw(out)
     with open(os.path.join(out, "DONE"), "w") as f:
         f.write("ok\n")

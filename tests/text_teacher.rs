@@ -153,12 +153,24 @@ fn column(metrics: &Path, split: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Sentence embeddings the teachers computed (not read from their caches), all together.
 fn computed(stderr: &str) -> u64 {
-    let line = stderr
+    let lines: Vec<&str> = stderr
         .lines()
-        .find(|l| l.starts_with("teacher (reads text):"))
-        .unwrap_or_else(|| panic!("no teacher line in:\n{stderr}"));
-    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+        .filter(|l| l.starts_with("teacher ") && l.contains(" (reads text): "))
+        .collect();
+    assert!(!lines.is_empty(), "no teacher line in:\n{stderr}");
+    lines
+        .iter()
+        .map(|l| {
+            let rest = l.split(" (reads text): ").nth(1).unwrap();
+            rest.split_whitespace()
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum()
 }
 
 /// End to end on tiny models: a BERT student (MiniLM's 30,522-piece vocabulary, 16 wide)
@@ -248,6 +260,147 @@ fn distillation_across_families_vocabularies_and_widths() {
     assert!(ok, "{err3}");
     assert!(err3.contains("teacher.reduce: pca"), "{err3}");
     assert!(!d.join("run3/final/projection.safetensors").exists());
+}
+
+fn tiny_mpnet_b() -> PathBuf {
+    common::fixtures().join("tiny-mpnet-b")
+}
+
+fn first_validation(metrics: &Path, name: &str) -> f64 {
+    column(metrics, "validation", name)[0].parse().unwrap()
+}
+
+/// Several teachers at once (teacher.also): each sentence loss is the weighted mean of the
+/// loss against each teacher. Before any step (the validation at step 0: the same student
+/// on the same batches), a run with tiny-mpnet at weight 3 and tiny-mpnet-b (24 wide) at
+/// weight 1 reports 3/4 of the loss against the first alone plus 1/4 of the loss against
+/// the second alone, loss by loss (hand weights; PCA maps, fitted on the same sentences in
+/// every run). With `reduce: learned` each teacher gets its own map to its own width.
+#[test]
+fn several_teachers_weigh_each_ones_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let b = tiny_mpnet_b();
+    let also = format!("teacher.also=[{{checkpoint: {}, weight: 1}}]", b.display());
+    let set_b = format!("teacher.checkpoint={}", b.display());
+    let runs: [(&str, Vec<&str>); 3] = [
+        ("a", vec![]),
+        ("b", vec![set_b.as_str()]),
+        ("ab", vec!["teacher.weight=3", also.as_str()]),
+    ];
+    for (name, sets) in &runs {
+        let recipe = write_recipe(d, name, "");
+        let mut sets = sets.clone();
+        sets.extend([
+            "teacher.reduce=pca",
+            "training.steps=1",
+            "optimizer.warmup_steps=0",
+        ]);
+        let (ok, err) = distill(&recipe, &sets);
+        assert!(ok, "{name}: {err}");
+    }
+    let m = |name: &str| d.join(name).join("metrics.csv");
+    for loss in ["pooled_cos", "similarity", "loss"] {
+        let (a, b, ab) = (
+            first_validation(&m("a"), loss),
+            first_validation(&m("b"), loss),
+            first_validation(&m("ab"), loss),
+        );
+        let want = 0.75 * a + 0.25 * b;
+        assert!(
+            (ab - want).abs() < 1e-5 * want.abs().max(1e-3),
+            "{loss}: two teachers {ab}, 3/4 x {a} + 1/4 x {b} = {want}"
+        );
+        assert!(
+            (a - b).abs() > 1e-3,
+            "{loss}: the teachers agree ({a}, {b})"
+        );
+    }
+
+    // Learned maps: one per teacher, each to its teacher's width, trained with the student.
+    let recipe = write_recipe(d, "learned", "");
+    let (ok, err) = distill(
+        &recipe,
+        &["teacher.weight=3", also.as_str(), "training.steps=12"],
+    );
+    assert!(ok, "{err}");
+    let ckpt = d.join("learned/checkpoints/step-000012/trainer.safetensors");
+    let saved: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&ckpt)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(saved["extra.projection.weight"].size(), [32, 16]);
+    assert_eq!(saved["extra.projection_1.weight"].size(), [24, 16]);
+    let val: Vec<f64> = column(&m("learned"), "validation", "loss")
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(val.last().unwrap() < &val[0], "validation loss {val:?}");
+}
+
+/// Bad teacher lists are refused by field before any work.
+#[test]
+fn a_bad_teacher_list_is_refused_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let recipe = write_recipe(d, "run", "");
+    let b = tiny_mpnet_b();
+    let also = |w: &str| {
+        format!(
+            "teacher.also=[{{checkpoint: {}, weight: {w}}}]",
+            b.display()
+        )
+    };
+    let missing = format!(
+        "teacher.also=[{{checkpoint: {}}}]",
+        d.join("nope").display()
+    );
+    let no_tok = d.join("no-tokenizer");
+    std::fs::create_dir_all(&no_tok).unwrap();
+    std::fs::copy(b.join("config.json"), no_tok.join("config.json")).unwrap();
+    let no_tok = format!("teacher.also=[{{checkpoint: {}}}]", no_tok.display());
+    let roberta = d.join("roberta");
+    std::fs::create_dir_all(&roberta).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("config.json")).unwrap()).unwrap();
+    cfg["model_type"] = "roberta".into();
+    std::fs::write(roberta.join("config.json"), cfg.to_string()).unwrap();
+    let roberta = format!("teacher.also=[{{checkpoint: {}}}]", roberta.display());
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec![also("0")], "teacher.also[0].weight"),
+        (vec![also("-1")], "teacher.also[0].weight"),
+        (vec![also(".nan")], "teacher.also[0].weight"),
+        (vec![also("1"), "teacher.weight=0".into()], "teacher.weight"),
+        (vec!["teacher.weight=2".into()], "teacher.weight"),
+        (vec![missing], "teacher.also[0].checkpoint"),
+        (vec![no_tok], "tokenizer.json"),
+        (vec![roberta], "roberta"),
+        (
+            vec![also("1"), "losses.kd_mlm.weight=1".into()],
+            "losses.kd_mlm",
+        ),
+        (
+            vec![also("1"), "student.init=from-teacher".into()],
+            "student.init",
+        ),
+    ];
+    for (sets, field) in cases {
+        for cmd in [&["recipe", "check"][..], &["distill", "--quiet"][..]] {
+            let mut c = common::destila();
+            c.args(cmd).arg(&recipe);
+            for s in &sets {
+                c.args(["--set", s]);
+            }
+            let r = c.output().unwrap();
+            let err = String::from_utf8_lossy(&r.stderr);
+            assert!(!r.status.success(), "{sets:?} was accepted");
+            assert!(
+                err.contains(field) && !err.contains("panicked"),
+                "{sets:?}: {err}"
+            );
+        }
+    }
+    assert!(!d.join("run").exists());
 }
 
 /// What a teacher that reads text cannot do is refused by field before any work.

@@ -42,8 +42,9 @@ pub(crate) struct Prepared {
     pub(crate) kind: Kind,
     pub(crate) model: Model,
     pub(crate) teacher: Option<Model>,
-    /// A teacher that reads text (MPNet), in place of `teacher`.
-    pub(crate) text: Option<TextTeacher>,
+    /// Teachers that read text (an MPNet, or several: `teacher.also`), in place of
+    /// `teacher`.
+    pub(crate) text: Vec<TextTeacher>,
     pub(crate) extra: nn::VarStore,
     pub(crate) projection: Option<nn::Linear>,
     pub(crate) plan: Plan,
@@ -97,11 +98,11 @@ pub(crate) fn prepare(s: &Setup) -> Result<Prepared> {
     tch::manual_seed(recipe.seed as i64);
     let cache = open_cache(recipe, &sets)?;
     let mut pruned = None;
-    let mut text = None;
+    let mut text = Vec::new();
     let (model, teacher) = match recipe.job {
         Job::Distill if recipe.text_teacher() => {
             let (m, t) = build_text_distill(recipe, device, &tokenizer)?;
-            text = Some(t);
+            text = t;
             (m, None)
         }
         Job::Distill => build_distill(s, device, &cache, &mut pruned)?,
@@ -113,14 +114,8 @@ pub(crate) fn prepare(s: &Setup) -> Result<Prepared> {
     }
     check_vocabularies(&tokenizer, &model, teacher.as_ref())?;
     let plan = step::plan(recipe, model.config(), teacher.as_ref().map(|t| t.config()))?;
-    let (extra, projection) = projection(
-        recipe,
-        &plan,
-        &model,
-        teacher.as_ref(),
-        text.as_ref(),
-        device,
-    )?;
+    let (extra, projection) =
+        projection(recipe, &plan, &model, teacher.as_ref(), &mut text, device)?;
     // The student as it starts (step 0): the baseline `destila eval --init` measures the
     // trained student against. Written on a fresh start only; a resumed run keeps it.
     if main && recipe.job != Job::FitHeads && (existing.is_empty() || !s.resume) {
@@ -291,15 +286,15 @@ fn build_distill(
     Ok((model, cache.is_none().then_some(teacher)))
 }
 
-/// Distillation from a teacher that reads text (`text_teacher`): the student from its
-/// checkpoint (or random, with the recipe's tokenizer), the teacher with the student's
-/// tokenizer to decode with, and with `teacher.reduce: pca` its principal directions fitted
-/// on training sentences.
+/// Distillation from teachers that read text (`text_teacher`): the student from its
+/// checkpoint (or random, with the recipe's tokenizer), each teacher with its weight and
+/// the student's tokenizer to decode with, and with `teacher.reduce: pca` each one's
+/// principal directions fitted on training sentences.
 fn build_text_distill(
     recipe: &Recipe,
     device: Device,
     tokenizer: &BertTokenizer,
-) -> Result<(Model, TextTeacher)> {
+) -> Result<(Model, Vec<TextTeacher>)> {
     let t = recipe.teacher.as_ref().expect("validated");
     let st = recipe.student.as_ref().expect("validated");
     let base = bert::BertConfig {
@@ -307,30 +302,38 @@ fn build_text_distill(
         ..Default::default()
     };
     let model = student::build(st, &base, None, device, &recipe.path)?;
-    let mut text = TextTeacher::open(
-        &t.checkpoint,
-        recipe.tokenizer()?,
-        device,
-        Some(&t.pooled_cache),
-    )?;
     let pointwise =
         !recipe.losses.pooled_cos.weight.is_zero() || !recipe.losses.pooled_mse.weight.is_zero();
     let width = model.config().hidden_size;
-    if t.reduce == Reduce::Pca && pointwise && width != text.hidden_size() {
-        let n = PCA_SENTENCES.max(2 * width as usize);
-        let texts = crate::prune::structure::sentences(&recipe.data.train, n, "data.train")?;
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let t0 = std::time::Instant::now();
-        text.fit_pca(&refs, width)
-            .map_err(|e| Error::config(&recipe.path, "teacher.reduce", e.to_string()))?;
-        eprintln!(
-            "teacher.reduce: pca: the teacher's {} dimensions to the student's {width}, fitted on {} training sentences ({:.0} s)",
-            text.hidden_size(),
-            refs.len(),
-            t0.elapsed().as_secs_f64()
-        );
+    let mut fit_on: Option<Vec<String>> = None;
+    let mut teachers = Vec::new();
+    for (dir, weight) in t.all() {
+        let mut text = TextTeacher::open(dir, recipe.tokenizer()?, device, Some(&t.pooled_cache))?;
+        text.weight = weight;
+        if t.reduce == Reduce::Pca && pointwise && width != text.hidden_size() {
+            if fit_on.is_none() {
+                let n = PCA_SENTENCES.max(2 * width as usize);
+                fit_on = Some(crate::prune::structure::sentences(
+                    &recipe.data.train,
+                    n,
+                    "data.train",
+                )?);
+            }
+            let refs: Vec<&str> = fit_on.iter().flatten().map(String::as_str).collect();
+            let t0 = std::time::Instant::now();
+            text.fit_pca(&refs, width)
+                .map_err(|e| Error::config(&recipe.path, "teacher.reduce", e.to_string()))?;
+            eprintln!(
+                "teacher.reduce: pca: {}'s {} dimensions to the student's {width}, fitted on {} training sentences ({:.0} s)",
+                dir.display(),
+                text.hidden_size(),
+                refs.len(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        teachers.push(text);
     }
-    Ok((model, text))
+    Ok((model, teachers))
 }
 
 /// Training sentences `teacher.reduce: pca` is fitted on (at least twice the student's
@@ -479,25 +482,42 @@ fn projection(
     plan: &Plan,
     model: &Model,
     teacher: Option<&Model>,
-    text: Option<&TextTeacher>,
+    text: &mut [TextTeacher],
     device: Device,
 ) -> Result<(nn::VarStore, Option<nn::Linear>)> {
     let extra = nn::VarStore::new(device);
     let width = model.config().hidden_size;
-    // hidden_mse between widths (TinyBERT), or the pointwise sentence losses against a
-    // text teacher of another width with teacher.reduce: learned.
-    let target = match (teacher, text) {
-        (Some(t), _) if plan.has("hidden_mse") => Some(t.config().hidden_size),
-        (None, Some(t))
-            if (plan.has("pooled_cos") || plan.has("pooled_mse")) && t.pca().is_none() =>
-        {
-            Some(t.hidden_size())
-        }
+    // hidden_mse between widths (TinyBERT).
+    let target = match teacher {
+        Some(t) if plan.has("hidden_mse") => Some(t.config().hidden_size),
         _ => None,
     };
-    let projection = target
+    let mut projection = target
         .filter(|&h| h != width)
         .map(|h| nn::linear(extra.root() / "projection", width, h, Default::default()));
+    // The pointwise sentence losses against each text teacher of another width with
+    // teacher.reduce: learned: one map each (the first is `projection`, saved beside the
+    // final model; the others `projection_1`, ...).
+    if plan.has("pooled_cos") || plan.has("pooled_mse") {
+        for (i, t) in text.iter_mut().enumerate() {
+            let h = t.hidden_size();
+            if t.pca().is_some() || h == width {
+                continue;
+            }
+            let name = match i {
+                0 => "projection".to_string(),
+                _ => format!("projection_{i}"),
+            };
+            let map = nn::linear(extra.root() / name.as_str(), width, h, Default::default());
+            if i == 0 {
+                projection = Some(nn::Linear {
+                    ws: map.ws.shallow_clone(),
+                    bs: map.bs.as_ref().map(Tensor::shallow_clone),
+                });
+            }
+            t.map = Some(map);
+        }
+    }
     if let (Some(p), Some(Init::Checkpoint(c))) =
         (&projection, recipe.student.as_ref().map(|s| &s.init))
     {

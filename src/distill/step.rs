@@ -293,18 +293,20 @@ struct Ctx<'a> {
     mlm_labels: &'a Tensor,
     temperature: f64,
     projection: Option<&'a nn::Linear>,
-    /// A text teacher's sentence embeddings of this view's sentences.
-    text_pooled: Option<&'a Tensor>,
+    /// The teachers that read text, and each one's sentence embeddings of this view's
+    /// sentences (empty without).
+    texts: &'a [TextTeacher],
+    text_pooled: &'a [Tensor],
 }
 
 /// The loss components of one batch: one forward of each model per view that an active
 /// loss reads (the masked one first, so that a run with no clean-view loss computes
 /// exactly what it did before views), then each active loss and what it averages over.
-/// A step's teacher: a BERT run alongside the student, or one that reads text.
+/// A step's teacher: a BERT run alongside the student, or teachers that read text.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Teacher<'a> {
     pub(crate) model: Option<&'a Model>,
-    pub(crate) text: Option<&'a TextTeacher>,
+    pub(crate) text: &'a [TextTeacher],
 }
 
 pub(crate) fn compute(
@@ -367,29 +369,28 @@ pub(crate) fn compute(
     } else {
         None
     };
-    // A teacher that reads text: its sentence embeddings of each view's sentences.
-    let text_of = |inputs: &bert::Inputs| -> Result<Tensor> {
-        let t = text.expect("checked");
-        t.pooled(&inputs.input_ids, &inputs.attention_mask)
+    // Teachers that read text: each one's sentence embeddings of each view's sentences.
+    let text_of = |inputs: Option<&bert::Inputs>| -> Result<Vec<Tensor>> {
+        match inputs {
+            Some(i) => text
+                .iter()
+                .map(|t| t.pooled(&i.input_ids, &i.attention_mask))
+                .collect(),
+            None => Ok(Vec::new()),
+        }
     };
-    let text_clean = match (text, &clean_in) {
-        (Some(_), Some(i)) => Some(text_of(i)?),
-        _ => None,
-    };
-    let text_first = match (text, &first) {
-        (Some(_), Some((_, i))) => Some(text_of(i)?),
-        _ => None,
-    };
+    let text_clean = text_of(clean_in.as_ref())?;
+    let text_first = text_of(first.as_ref().map(|(_, i)| i))?;
     let mut components = Vec::new();
     let mut counts = Vec::new();
     for ((name, _, pairs), w) in plan.active.iter().zip(&plan.settings) {
         let (f, mask, text_pooled) = match w.view {
-            View::Masked => (masked.as_ref(), mask, None),
-            View::Clean => (clean.as_ref(), mask, text_clean.as_ref()),
+            View::Masked => (masked.as_ref(), mask, &[][..]),
+            View::Clean => (clean.as_ref(), mask, &text_clean[..]),
             View::First => (
                 first.as_ref().map(|(f, _)| f),
                 &first.as_ref().expect("ran").1.attention_mask,
-                text_first.as_ref(),
+                &text_first[..],
             ),
         };
         let f = f.expect("the view's forward ran");
@@ -400,6 +401,7 @@ pub(crate) fn compute(
             mlm_labels: &mlm_labels,
             temperature,
             projection,
+            texts: if text_pooled.is_empty() { &[] } else { text },
             text_pooled,
         };
         counts.push(count(name, &ctx));
@@ -489,31 +491,55 @@ fn head_loss(name: &str, f: &Forward, c: &Ctx) -> Result<Tensor> {
 
 /// The sentence-embedding losses, on mean-pooled last hidden states; the teacher's
 /// embedding from the cache, or pooled live.
+/// Teachers that read text: the weighted mean of the loss against each one.
 fn sentence_loss(name: &str, w: &LossWeight, f: &Forward, c: &Ctx) -> Result<Tensor> {
     let last = f.student.hidden_states.last().expect("has layers");
+    let pooled = losses::mean_pool(last, c.mask);
+    if !c.text_pooled.is_empty() {
+        let total: f64 = c.texts.iter().map(|t| t.weight).sum();
+        let terms: Vec<Tensor> = c
+            .texts
+            .iter()
+            .zip(c.text_pooled)
+            .map(|(t, p)| {
+                one_sentence_loss(name, w, &pooled, p, t.map.as_ref()) * (t.weight / total)
+            })
+            .collect();
+        return Ok(Tensor::stack(&terms, 0).sum(Kind::Float));
+    }
     let cached = c.batch.targets.as_ref().and_then(|tg| tg.pooled.as_ref());
-    let teacher = match (c.text_pooled, cached) {
-        (Some(p), _) | (None, Some(p)) => p.shallow_clone(),
-        (None, None) => losses::mean_pool(
+    let teacher = match cached {
+        Some(p) => p.shallow_clone(),
+        None => losses::mean_pool(
             need_teacher(f)?.hidden_states.last().expect("has layers"),
             c.mask,
         ),
     };
-    let pooled = losses::mean_pool(last, c.mask);
-    // The pointwise losses against a text teacher of another width go through the
-    // learned map (teacher.reduce: learned); the similarity loss needs none.
-    let mapped = || match (c.text_pooled, c.projection) {
-        (Some(_), Some(p)) => pooled.apply(p),
-        _ => pooled.shallow_clone(),
+    Ok(one_sentence_loss(name, w, &pooled, &teacher, None))
+}
+
+/// One sentence loss between the student's and a teacher's embeddings; the pointwise ones
+/// through `map` to the teacher's width when given (teacher.reduce: learned), the
+/// similarity loss (in-batch cosine matrices) needs none.
+fn one_sentence_loss(
+    name: &str,
+    w: &LossWeight,
+    pooled: &Tensor,
+    teacher: &Tensor,
+    map: Option<&nn::Linear>,
+) -> Tensor {
+    let mapped = || match map {
+        Some(p) => pooled.apply(p),
+        None => pooled.shallow_clone(),
     };
-    Ok(match name {
-        "pooled_cos" => losses::embedding_cos(&mapped(), &teacher),
-        "pooled_mse" => losses::pooled_mse(&mapped(), &teacher),
+    match name {
+        "pooled_cos" => losses::embedding_cos(&mapped(), teacher),
+        "pooled_mse" => losses::pooled_mse(&mapped(), teacher),
         _ => {
             let (form, tau) = w.relation();
-            losses::similarity(&pooled, &teacher, form, tau)
+            losses::similarity(pooled, teacher, form, tau)
         }
-    })
+    }
 }
 
 /// The layer-to-layer losses (hidden states, attention, value relations), averaged over

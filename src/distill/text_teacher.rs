@@ -59,6 +59,11 @@ pub struct Stats {
 
 pub struct TextTeacher {
     pub encoder: TextEncoder,
+    /// Its weight among several teachers (`teacher.also`; 1 alone).
+    pub weight: f64,
+    /// `teacher.reduce: learned` with another width: the student's embedding mapped to
+    /// this teacher's width for the pointwise losses (trained with the student).
+    pub map: Option<tch::nn::Linear>,
     student_tok: BertTokenizer,
     /// The ids the student's decoded text leaves out ([CLS], [SEP], [PAD]).
     skip: [i64; 3],
@@ -113,6 +118,8 @@ impl TextTeacher {
         };
         let t = TextTeacher {
             encoder,
+            weight: 1.0,
+            map: None,
             student_tok,
             skip,
             pca: None,

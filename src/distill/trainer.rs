@@ -144,8 +144,9 @@ pub struct Trainer<'a> {
     kind: Kind,
     model: Model,
     teacher: Option<Model>,
-    /// A teacher that reads text (MPNet): sentence embeddings for the sentence losses.
-    text: Option<TextTeacher>,
+    /// Teachers that read text (MPNet, or several): sentence embeddings for the sentence
+    /// losses.
+    text: Vec<TextTeacher>,
     extra: nn::VarStore,
     projection: Option<nn::Linear>,
     plan: Plan,
@@ -327,7 +328,7 @@ impl<'a> Trainer<'a> {
             &self.model,
             Teacher {
                 model: self.teacher.as_ref(),
-                text: self.text.as_ref(),
+                text: &self.text,
             },
             self.projection.as_ref(),
             &batch,
@@ -482,7 +483,7 @@ impl<'a> Trainer<'a> {
             &self.model,
             Teacher {
                 model: self.teacher.as_ref(),
-                text: self.text.as_ref(),
+                text: &self.text,
             },
             self.projection.as_ref(),
             &self.val_batches,
@@ -547,7 +548,7 @@ impl<'a> Trainer<'a> {
             &self.tok_dir,
             tr.keep_checkpoints,
         )?;
-        if let Some(t) = &self.text {
+        for t in &self.text {
             t.save_cache()?;
         }
         Ok(())
@@ -582,12 +583,13 @@ impl<'a> Trainer<'a> {
                 ..summary
             });
         }
-        if let Some(t) = &self.text {
+        for t in &self.text {
             t.save_cache()?;
             let st = t.stats();
             let (rows, loaded) = t.memo_sizes();
             eprintln!(
-                "teacher (reads text): {} sentence embeddings computed ({} tokens, {:.0} tokens/s), {} served from memory; {} kept in {} ({} were there before)",
+                "teacher {} (reads text): {} sentence embeddings computed ({} tokens, {:.0} tokens/s), {} served from memory; {} kept in {} ({} were there before)",
+                t.encoder.dir().display(),
                 st.misses,
                 st.tokens,
                 st.tokens as f64 / st.seconds.max(1e-9),

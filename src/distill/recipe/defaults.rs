@@ -162,3 +162,10 @@ pub(super) fn d_prune_sentences() -> usize {
 pub(super) fn d_prune_probes() -> usize {
     4
 }
+
+pub(super) fn d_weight() -> f64 {
+    1.0
+}
+pub(super) fn is_d_weight(x: &f64) -> bool {
+    *x == 1.0
+}

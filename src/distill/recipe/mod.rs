@@ -166,6 +166,37 @@ pub struct TeacherSection {
         skip_serializing_if = "defaults::is_d_pooled_cache"
     )]
     pub pooled_cache: PathBuf,
+    /// Several teachers at once (TextBrewer's multi-teacher distillation): this teacher's
+    /// weight beside `also`'s. Only with `also`.
+    #[serde(
+        default = "defaults::d_weight",
+        skip_serializing_if = "defaults::is_d_weight"
+    )]
+    pub weight: f64,
+    /// More teachers, each with its weight. With any, every teacher (this one too) reads
+    /// text and gives sentence embeddings: each sentence loss is the weighted mean of the
+    /// loss against each teacher (each through its own map to its width).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<AlsoTeacher>,
+}
+
+/// One more teacher of `teacher.also`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlsoTeacher {
+    /// An HF checkpoint folder (BERT or MPNet) with its tokenizer.json.
+    pub checkpoint: PathBuf,
+    #[serde(default = "defaults::d_weight")]
+    pub weight: f64,
+}
+
+impl TeacherSection {
+    /// Every teacher with its weight: this one first, then `also`'s.
+    pub fn all(&self) -> Vec<(&Path, f64)> {
+        std::iter::once((self.checkpoint.as_path(), self.weight))
+            .chain(self.also.iter().map(|a| (a.checkpoint.as_path(), a.weight)))
+            .collect()
+    }
 }
 
 /// How a text teacher's embeddings meet a student of another width.
@@ -547,6 +578,7 @@ impl Recipe {
         let mut v = vec![self.path.clone()];
         if let Some(t) = &self.teacher {
             v.push(t.checkpoint.clone());
+            v.extend(t.also.iter().map(|a| a.checkpoint.clone()));
             if let Some(tg) = &t.targets {
                 v.push(tg.dir.clone());
             }

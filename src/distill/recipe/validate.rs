@@ -114,7 +114,7 @@ impl Recipe {
                     );
                 }
                 if self.text_teacher() {
-                    return self.check_text_teacher(dir);
+                    return self.check_text_teacher();
                 }
                 crate::bert::BertConfig::from_file(&cfg)?
             }
@@ -210,17 +210,21 @@ impl Recipe {
     /// such a teacher cannot do, each refused by field: it gives sentence embeddings only
     /// (no heads, hidden states or attentions the student could be matched with, no layers
     /// to copy, no target cache, no pruning measure), of clean text.
-    fn check_text_teacher(&self, dir: &Path) -> Result<()> {
+    fn check_text_teacher(&self) -> Result<()> {
         let err = |field: &str, msg: String| Err(Error::config(&self.path, field, msg));
-        let tc = crate::mpnet::MpnetConfig::from_file(dir.join("config.json"))?;
-        let what = format!(
-            "the teacher ({}) is an MPNet, which reads the student's sentences as text and gives sentence embeddings",
-            dir.display()
-        );
+        let t = self.teacher.as_ref().expect("a teacher");
+        let widths = self.text_teacher_widths()?;
+        let what = if t.also.is_empty() {
+            format!(
+                "the teacher ({}) is an MPNet, which reads the student's sentences as text and gives sentence embeddings",
+                t.checkpoint.display()
+            )
+        } else {
+            "with teacher.also, every teacher reads the student's sentences as text and gives sentence embeddings".to_string()
+        };
         if self.job != Job::Distill {
             return err("job", format!("{what}: only job: distill can use it"));
         }
-        let t = self.teacher.as_ref().expect("a teacher");
         if t.heads != HeadPolicy::Fail {
             return err(
                 "teacher.heads",
@@ -292,16 +296,78 @@ impl Recipe {
         if self.losses.pooled_cos.weight.is_zero() && self.losses.pooled_mse.weight.is_zero() {
             return Ok(());
         }
-        if t.reduce == Reduce::Pca && sc.hidden_size > tc.hidden_size {
-            return err(
-                "teacher.reduce",
-                format!(
-                    "pca: the student ({}) is wider than the teacher ({}); use learned",
-                    sc.hidden_size, tc.hidden_size
-                ),
-            );
+        for (dir, width) in widths {
+            if t.reduce == Reduce::Pca && sc.hidden_size > width {
+                return err(
+                    "teacher.reduce",
+                    format!(
+                        "pca: the student ({}) is wider than the teacher {} ({width}); use learned",
+                        sc.hidden_size,
+                        dir.display()
+                    ),
+                );
+            }
         }
         Ok(())
+    }
+
+    /// Each teacher's folder and sentence-embedding width, checked by field: `teacher.also`
+    /// folders with a config.json, of a family destila reads, weights finite and positive.
+    fn text_teacher_widths(&self) -> Result<Vec<(PathBuf, i64)>> {
+        let t = self.teacher.as_ref().expect("a teacher");
+        let mut out = Vec::new();
+        for (i, (dir, weight)) in t.all().into_iter().enumerate() {
+            let field = |f: &str| match i {
+                0 => format!("teacher.{f}"),
+                _ => format!("teacher.also[{}].{f}", i - 1),
+            };
+            if !(weight.is_finite() && weight > 0.0) {
+                return Err(Error::config(
+                    &self.path,
+                    field("weight"),
+                    format!("{weight}: a teacher's weight is a positive number"),
+                ));
+            }
+            let cfg = dir.join("config.json");
+            if !cfg.is_file() {
+                let why = match dir.exists() {
+                    true => "no config.json there (an HF checkpoint folder)",
+                    false => "no such folder",
+                };
+                return Err(Error::config(
+                    &self.path,
+                    field("checkpoint"),
+                    format!("{}: {why}", dir.display()),
+                ));
+            }
+            let width = match crate::encoder::family(dir)? {
+                crate::encoder::Family::Mpnet => {
+                    crate::mpnet::MpnetConfig::from_file(&cfg)?.hidden_size
+                }
+                crate::encoder::Family::Bert => {
+                    crate::bert::BertConfig::from_file(&cfg)?.hidden_size
+                }
+            };
+            if !dir.join("tokenizer.json").is_file() {
+                return Err(Error::config(
+                    &self.path,
+                    field("checkpoint"),
+                    format!(
+                        "{}: no tokenizer.json there (a teacher that reads text tokenizes it itself)",
+                        dir.display()
+                    ),
+                ));
+            }
+            out.push((dir.to_path_buf(), width));
+        }
+        if t.also.is_empty() && t.weight != 1.0 {
+            return Err(Error::config(
+                &self.path,
+                "teacher.weight",
+                "weighs this teacher beside teacher.also's; there are none".to_string(),
+            ));
+        }
+        Ok(out)
     }
 
     /// `data.max_seq_len` fits `whose` position embeddings (`base`).
@@ -331,10 +397,12 @@ impl Recipe {
         }
     }
 
-    /// Whether the teacher reads text (its config.json says MPNet): see `check_text_teacher`.
+    /// Whether the teacher reads text (its config.json says MPNet, or there are several:
+    /// `teacher.also`): see `check_text_teacher`.
     pub fn text_teacher(&self) -> bool {
         self.teacher.as_ref().is_some_and(|t| {
-            crate::encoder::family(&t.checkpoint).ok() == Some(crate::encoder::Family::Mpnet)
+            !t.also.is_empty()
+                || crate::encoder::family(&t.checkpoint).ok() == Some(crate::encoder::Family::Mpnet)
         })
     }
 
