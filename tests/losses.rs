@@ -294,6 +294,40 @@ fn similarity_mse_compares_off_diagonal_cosines() {
 }
 
 #[test]
+fn similarity_pearson_correlates_the_pairs_cosines() {
+    // Pairs (1,2), (1,3), (2,3): student cosines [0, r, r] (r = 1/√2), teacher [1, 0, 0].
+    // Centred: [−2r/3, r/3, r/3] and [2/3, −1/3, −1/3], exactly opposed: correlation −1,
+    // loss 2.
+    let (s, te) = relational_pair();
+    close(&similarity(&s, &te, Relation::Pearson, 1.0), 2.0);
+    close(&similarity(&te, &te, Relation::Pearson, 1.0), 0.0);
+    // Student rows (1, 0), (1, 0.2), (0, 1): pair cosines [c, 0, s'] with c = 1/√1.04,
+    // s' = 0.2/√1.04, against the teacher's [1, 0, 0], by hand.
+    let st = t(&[1.0, 0.0, 1.0, 0.2, 0.0, 1.0], &[3, 2]);
+    let (c, sn) = (1.0 / 1.04f64.sqrt(), 0.2 / 1.04f64.sqrt());
+    let m = (c + sn) / 3.0;
+    let x = [c - m, -m, sn - m];
+    let y = [2.0 / 3.0, -1.0 / 3.0, -1.0 / 3.0];
+    let dot: f64 = x.iter().zip(&y).map(|(a, b)| a * b).sum();
+    let nx = x.iter().map(|a| a * a).sum::<f64>().sqrt();
+    let ny = y.iter().map(|a| a * a).sum::<f64>().sqrt();
+    close(
+        &similarity(&st, &te, Relation::Pearson, 1.0),
+        1.0 - dot / (nx * ny),
+    );
+    // Two sentences are one pair: no correlation, 0.
+    close(
+        &similarity(
+            &s.narrow(0, 0, 2),
+            &te.narrow(0, 0, 2),
+            Relation::Pearson,
+            1.0,
+        ),
+        0.0,
+    );
+}
+
+#[test]
 fn similarity_kl_over_rows_without_the_diagonal() {
     // τ = 1. Row 1 over sentences (2, 3): teacher logits [1, 0] → p = [e, 1]/(e + 1);
     // student [0, 1/√2] → q = [1, a]/(1 + a), a = e^{1/√2}. KL = Σ p ln(p/q) = 0.3355668960.

@@ -224,6 +224,11 @@ pub enum Relation {
     /// Per row, KL(softmax(teacher / τ) ‖ softmax(student / τ)) over the other sentences
     /// of the batch, averaged over rows.
     Kl,
+    /// 1 − Pearson correlation of the pairs' cosines (the upper triangle): blind to an
+    /// offset or a scale of all the student's cosines, so that only their ordering and
+    /// relative spacing is learned (what the evaluator's structure Spearman reads). Needs
+    /// three sentences (three pairs); fewer give 0.
+    Pearson,
 }
 
 /// The relational (similarity-structure) loss: the student's in-batch cosine matrix of
@@ -245,6 +250,18 @@ pub fn similarity(
     let eye = Tensor::eye(b, (Kind::Float, s.device()));
     let off = eye.ones_like() - &eye;
     match form {
+        Relation::Pearson if b < 3 => s.sum(Kind::Float) * 0.0,
+        Relation::Pearson => {
+            let iu = Tensor::triu_indices(b, b, 1, (Kind::Int64, s.device()));
+            let pairs = |m: &Tensor| {
+                let v = m.index(&[Some(iu.get(0)), Some(iu.get(1))]);
+                let c = &v - v.mean(Kind::Float);
+                let n = c.square().sum(Kind::Float).sqrt() + 1e-8;
+                c / n
+            };
+            let corr = (pairs(&s) * pairs(&t)).sum(Kind::Float);
+            corr.ones_like() - corr
+        }
         Relation::Mse => ((s - t).square() * &off).sum(Kind::Float) / (b * (b - 1)) as f64,
         Relation::Kl => {
             // The diagonal is pushed to −∞ in both, so each row is a distribution over the

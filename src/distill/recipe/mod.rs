@@ -394,7 +394,8 @@ pub struct LossWeight {
     /// costs one more forward of each model when another loss reads the masked view.
     #[serde(default = "defaults::d_view")]
     pub view: View,
-    /// similarity only: `mse` over the cosine matrices' entries, or `kl` over their rows.
+    /// similarity only: `mse` over the cosine matrices' entries, `kl` over their rows, or
+    /// `pearson` over their pairs (blind to an offset or scale of the cosines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub form: Option<Relation>,
     /// similarity with `form: kl` only: the softmax temperature over cosines (default 0.1).
@@ -463,7 +464,7 @@ pub struct LossSection {
     #[serde(default)]
     pub pooled_mse: LossWeight,
     /// The relational loss: the student's in-batch matrix of sentence-embedding cosines
-    /// against the teacher's (`form: mse | kl`, `temperature` for kl).
+    /// against the teacher's (`form: mse | kl | pearson`, `temperature` for kl).
     #[serde(default)]
     pub similarity: LossWeight,
 }
