@@ -376,6 +376,13 @@ fn a_bad_teacher_list_is_refused_by_field() {
         (vec![no_tok], "tokenizer.json"),
         (vec![roberta], "roberta"),
         (
+            vec![format!(
+                "teacher.also=[{{checkpoint: {}}}]",
+                tiny_mpnet().display()
+            )],
+            "same teacher",
+        ),
+        (
             vec![also("1"), "losses.kd_mlm.weight=1".into()],
             "losses.kd_mlm",
         ),

@@ -358,6 +358,24 @@ impl Recipe {
                     ),
                 ));
             }
+            let same = out.iter().position(|(d, _): &(PathBuf, i64)| {
+                d == dir
+                    || matches!((d.canonicalize(), dir.canonicalize()), (Ok(a), Ok(b)) if a == b)
+            });
+            if let Some(j) = same {
+                let first = match j {
+                    0 => "teacher.checkpoint".to_string(),
+                    _ => format!("teacher.also[{}].checkpoint", j - 1),
+                };
+                return Err(Error::config(
+                    &self.path,
+                    field("checkpoint"),
+                    format!(
+                        "{}: the same teacher as {first}; give it one entry and a larger weight",
+                        dir.display()
+                    ),
+                ));
+            }
             out.push((dir.to_path_buf(), width));
         }
         if t.also.is_empty() && t.weight != 1.0 {
