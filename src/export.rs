@@ -213,7 +213,7 @@ fn config_json(model: &Model, heads: Heads, opts: &ExportOptions) -> String {
     if opts.int8 {
         // transformers refuses a model_type it does not know (AutoConfig, and so
         // AutoModel and sentence-transformers), rather than load random weights.
-        map.insert("model_type".into(), bert::weights::INT8_MODEL_TYPE.into());
+        map.insert("model_type".into(), bert::config::INT8_MODEL_TYPE.into());
         map.insert(
             "destila_quantization".into(),
             serde_json::json!({"method": "int8, symmetric, per output row (linear weights and the word embeddings)", "tensors": "NAME.qweight (int8) and NAME.qscale (f32)"}),

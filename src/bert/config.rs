@@ -52,11 +52,13 @@ impl Activation {
 /// it, and so refuses the folder rather than build a model of the wrong shape.
 pub const PRUNED_MODEL_TYPE: &str = "destila-pruned-bert";
 
+/// The `model_type` of an int8 export's config.json, which transformers does not know.
+pub const INT8_MODEL_TYPE: &str = "destila-int8-bert";
+
 /// The `model_type`s a BERT config may carry (none at all counts as BERT): transformers'
 /// own, and destila's pruned and int8 folders. Any other (roberta, mpnet, ...) is refused
 /// by name, not read as a BERT with other weights.
-pub const BERT_MODEL_TYPES: [&str; 3] =
-    ["bert", PRUNED_MODEL_TYPE, super::weights::INT8_MODEL_TYPE];
+pub const BERT_MODEL_TYPES: [&str; 3] = ["bert", PRUNED_MODEL_TYPE, INT8_MODEL_TYPE];
 
 pub const ACTIVATIONS: &str = "gelu, gelu_new, gelu_pytorch_tanh, relu, silu, swish";
 

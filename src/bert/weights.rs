@@ -193,8 +193,6 @@ fn read_torch_bin(path: &Path) -> Result<Vec<(String, Tensor)>> {
 /// that transformers and sentence-transformers find no weights they could load (they
 /// refuse the folder instead of filling it with random weights).
 pub const INT8_WEIGHTS: &str = "model.int8.safetensors";
-/// The `model_type` of an int8 export's config.json, which transformers does not know.
-pub const INT8_MODEL_TYPE: &str = "destila-int8-bert";
 
 /// The main weights file of a checkpoint folder (for its size and digest):
 /// `model.safetensors`, an int8 export's file, else `pytorch_model.bin`.
