@@ -344,3 +344,43 @@ fn similarity_kl_over_rows_without_the_diagonal() {
         0.731_948_693_246_300_1,
     );
 }
+
+#[test]
+fn mixture_averages_the_teachers_soft_targets() {
+    // Teacher A [0, ln 3] → [1/4, 3/4] at weight 3; teacher B [ln 3, 0] → [3/4, 1/4] at
+    // weight 1. Their mean: 3/4·[1/4, 3/4] + 1/4·[3/4, 1/4] = [3/8, 5/8].
+    let a = t(&[0.0, LN3 as f32], &[1, 2]);
+    let b = t(&[LN3 as f32, 0.0], &[1, 2]);
+    let mix = mixture(&[(a.shallow_clone(), 3.0), (b.shallow_clone(), 1.0)], 1.0);
+    let p = Vec::<f32>::try_from(mix.softmax(-1, tch::Kind::Float).view([-1])).unwrap();
+    assert!(
+        (p[0] - 0.375).abs() < 1e-6 && (p[1] - 0.625).abs() < 1e-6,
+        "{p:?}"
+    );
+    // Student [0, 0] → [1/2, 1/2]: KL = 3/8 ln(3/4) + 5/8 ln(5/4) = 0.0315839424.
+    let student = t(&[0.0, 0.0], &[1, 2]);
+    close(&kd(&mix, &student, 1.0), 0.031_583_942_401_963);
+    // T = 2: A → [1, √3]/(1+√3), B reversed; the mean [0.4330127, 0.5669873], and
+    // T²·KL = 4·Σ p ln(2p) = 0.0360065546.
+    let mix2 = mixture(&[(a.shallow_clone(), 3.0), (b.shallow_clone(), 1.0)], 2.0);
+    close(&kd(&mix2, &student, 2.0), 0.036_006_554_563_609);
+    // Only the weights' ratio counts; one teacher alone is itself (to a constant).
+    let mix6 = mixture(&[(a.shallow_clone(), 6.0), (b.shallow_clone(), 2.0)], 2.0);
+    close(&kd(&mix6, &student, 2.0), 0.036_006_554_563_609);
+    close(
+        &kd(&mixture(&[(a.shallow_clone(), 5.0)], 2.0), &a, 2.0),
+        0.0,
+    );
+    // The student's gradient against the mean is the weighted mean of its gradients
+    // against each teacher (the KL's teacher entropy does not depend on the student).
+    let grad = |target: &Tensor| {
+        let s = t(&[0.3, -0.2], &[1, 2]).set_requires_grad(true);
+        kd(target, &s, 2.0).backward();
+        Vec::<f32>::try_from(s.grad().view([-1])).unwrap()
+    };
+    let (gm, ga, gb) = (grad(&mix2), grad(&a), grad(&b));
+    for i in 0..2 {
+        let want = 0.75 * ga[i] + 0.25 * gb[i];
+        assert!((gm[i] - want).abs() < 1e-6, "{gm:?} against {want}");
+    }
+}

@@ -69,7 +69,7 @@ pub fn bench_step(teacher_dir: &Path, setup: &StepBench) -> Result<StepResult> {
             &model,
             Teacher {
                 model: Some(&teacher),
-                text: &[],
+                ..Default::default()
             },
             None,
             &b,

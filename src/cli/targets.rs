@@ -34,6 +34,14 @@ pub struct Targets {
 pub fn targets(a: Targets) -> Result<()> {
     let recipe = Recipe::from_file_with(&a.recipe, &a.set)?;
     recipe.check_runnable()?;
+    if recipe.teacher.as_ref().is_some_and(|t| !t.also.is_empty()) {
+        return Err(destila::Error::config(
+            &recipe.path,
+            "teacher.also",
+            "a target cache holds one teacher's targets; several teachers run live beside the student (drop teacher.also here)",
+        )
+        .into());
+    }
     let dir = recipe
         .teacher
         .as_ref()

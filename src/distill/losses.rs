@@ -8,6 +8,21 @@
 
 use tch::{Kind, Tensor};
 
+/// Several teachers' soft targets averaged: logits whose softmax at `temperature` is the
+/// weighted mean of each teacher's softmax at that temperature,
+/// T · log Σᵢ (wᵢ / Σw) softmax(zᵢ / T), so that `kd` against them is the KL from the
+/// averaged targets (its gradient the weighted mean of the gradients against each).
+pub fn mixture(parts: &[(Tensor, f64)], temperature: f64) -> Tensor {
+    let total: f64 = parts.iter().map(|(_, w)| w).sum();
+    let terms: Vec<Tensor> = parts
+        .iter()
+        .map(|(z, w)| {
+            (z.to_kind(Kind::Float) / temperature).log_softmax(-1, Kind::Float) + (w / total).ln()
+        })
+        .collect();
+    Tensor::stack(&terms, 0).logsumexp([0], false) * temperature
+}
+
 /// T² · KL(softmax(teacher/T) ‖ softmax(student/T)), averaged over rows (positions or
 /// sequences). Rows are the last-but-one dimension: logits [n, classes].
 pub fn kd(teacher: &Tensor, student: &Tensor, temperature: f64) -> Tensor {

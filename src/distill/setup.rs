@@ -42,6 +42,9 @@ pub(crate) struct Prepared {
     pub(crate) kind: Kind,
     pub(crate) model: Model,
     pub(crate) teacher: Option<Model>,
+    /// The teachers run beside `teacher` whose soft MLM/NSP targets are averaged with its,
+    /// with their weights (`teacher.also` with kd_mlm/kd_nsp: `Recipe::token_ensemble`).
+    pub(crate) also: Vec<(Model, f64)>,
     /// Teachers that read text (an MPNet, or several: `teacher.also`), in place of
     /// `teacher`.
     pub(crate) text: Vec<TextTeacher>,
@@ -99,13 +102,32 @@ pub(crate) fn prepare(s: &Setup) -> Result<Prepared> {
     let cache = open_cache(recipe, &sets)?;
     let mut pruned = None;
     let mut text = Vec::new();
+    let mut also = Vec::new();
     let (model, teacher) = match recipe.job {
         Job::Distill if recipe.text_teacher() => {
             let (m, t) = build_text_distill(recipe, device, &tokenizer)?;
             text = t;
             (m, None)
         }
-        Job::Distill => build_distill(s, device, &cache, &mut pruned)?,
+        Job::Distill => {
+            let (m, t) = build_distill(s, device, &cache, &mut pruned)?;
+            if let (true, Some(first)) = (recipe.token_ensemble(), t.as_ref()) {
+                also = teacher::ensemble(recipe, heads_needed(recipe), first, device)?;
+                if main {
+                    let t = recipe.teacher.as_ref().expect("validated");
+                    let list: Vec<String> = t
+                        .all()
+                        .iter()
+                        .map(|(d, w)| format!("{} (weight {w})", d.display()))
+                        .collect();
+                    eprintln!(
+                        "teachers: soft MLM/NSP targets averaged over {}",
+                        list.join(", ")
+                    );
+                }
+            }
+            (m, t)
+        }
         Job::Pretrain => build_pretrain(recipe, device, &tokenizer)?,
         Job::FitHeads => (build_fit_heads(recipe, device)?, None),
     };
@@ -135,6 +157,9 @@ pub(crate) fn prepare(s: &Setup) -> Result<Prepared> {
         if let Some(t) = teacher.as_mut() {
             t.vs.set_kind(kind);
         }
+        for (t, _) in also.iter_mut() {
+            t.vs.set_kind(kind);
+        }
     }
     if let Some(g) = s.group {
         broadcast(g, &model, &extra)?;
@@ -144,6 +169,7 @@ pub(crate) fn prepare(s: &Setup) -> Result<Prepared> {
         kind,
         model,
         teacher,
+        also,
         text,
         extra,
         projection,
@@ -257,6 +283,15 @@ fn open_cache(recipe: &Recipe, sets: &data::Datasets) -> Result<Option<Arc<Cache
     Ok(Some(Arc::new(c)))
 }
 
+/// The teacher heads a distillation's losses read.
+fn heads_needed(recipe: &Recipe) -> Heads {
+    Heads {
+        pooler: false,
+        mlm: !recipe.losses.kd_mlm.weight.is_zero(),
+        nsp: !recipe.losses.kd_nsp.weight.is_zero(),
+    }
+}
+
 /// Distillation: the teacher (with the heads its losses need; only its shape and initial
 /// weights when a target cache replaces it) and the student.
 fn build_distill(
@@ -266,11 +301,7 @@ fn build_distill(
     pruned: &mut Option<serde_json::Value>,
 ) -> Result<(Model, Option<Model>)> {
     let recipe = s.recipe;
-    let need = Heads {
-        pooler: false,
-        mlm: !recipe.losses.kd_mlm.weight.is_zero(),
-        nsp: !recipe.losses.kd_nsp.weight.is_zero(),
-    };
+    let need = heads_needed(recipe);
     // With a target cache too: the student starts from the teacher the cache was made
     // with (fitted heads or the adapted teacher, reused from their caches), as it would
     // from the live teacher.

@@ -247,15 +247,18 @@ pub(crate) struct Forward {
     pub(crate) teacher: Option<BertOutput>,
 }
 
-/// The forwards of one view: `mlm` the positions where MLM logits are asked for.
+/// The forwards of one view: `mlm` the positions where MLM logits are asked for;
+/// `temperature` the one averaged soft targets are mixed at.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_view(
     plan: &Plan,
     view: View,
     model: &Model,
-    teacher: Option<&Model>,
+    teacher: Teacher,
     inputs: &bert::Inputs,
     mlm: &MlmPositions,
     train: bool,
+    temperature: f64,
 ) -> Result<Forward> {
     let attentions = plan.attentions(view);
     let s_opts = ForwardOptions {
@@ -265,7 +268,7 @@ pub(crate) fn forward_view(
         train,
     };
     let student = model.forward(inputs, &s_opts)?;
-    let teacher = match teacher {
+    let teacher = match teacher.model {
         Some(t) => {
             let t_opts = ForwardOptions {
                 attentions,
@@ -277,11 +280,52 @@ pub(crate) fn forward_view(
                 nsp: plan.reads_any(view, &["kd_nsp"]),
                 train: false,
             };
-            Some(tch::no_grad(|| t.forward(inputs, &t_opts))?)
+            let out = tch::no_grad(|| t.forward(inputs, &t_opts))?;
+            Some(average_heads(out, teacher, inputs, &t_opts, temperature)?)
         }
         None => None,
     };
     Ok(Forward { student, teacher })
+}
+
+/// The first teacher's output with its MLM and NSP logits replaced by the weighted mean of
+/// every teacher's soft targets at `temperature` (as logits: `losses::mixture`), when
+/// teachers are averaged; as it is otherwise.
+fn average_heads(
+    mut out: BertOutput,
+    teachers: Teacher,
+    inputs: &bert::Inputs,
+    opts: &ForwardOptions,
+    temperature: f64,
+) -> Result<BertOutput> {
+    if teachers.also.is_empty() {
+        return Ok(out);
+    }
+    let opts = ForwardOptions {
+        attentions: false,
+        mlm: opts.mlm.clone(),
+        nsp: opts.nsp,
+        train: false,
+    };
+    let others = teachers
+        .also
+        .iter()
+        .map(|(m, w)| Ok((tch::no_grad(|| m.forward(inputs, &opts))?, *w)))
+        .collect::<Result<Vec<_>>>()?;
+    let mix = |first: &Option<Tensor>, pick: fn(&BertOutput) -> &Option<Tensor>| {
+        first.as_ref().map(|f| {
+            let mut parts = vec![(f.shallow_clone(), teachers.weight)];
+            parts.extend(
+                others
+                    .iter()
+                    .map(|(o, w)| (pick(o).as_ref().expect("asked for").shallow_clone(), *w)),
+            );
+            losses::mixture(&parts, temperature)
+        })
+    };
+    out.mlm_logits = mix(&out.mlm_logits, |o| &o.mlm_logits);
+    out.nsp_logits = mix(&out.nsp_logits, |o| &o.nsp_logits);
+    Ok(out)
 }
 
 /// What every loss of one batch reads besides the models' outputs.
@@ -306,6 +350,11 @@ struct Ctx<'a> {
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Teacher<'a> {
     pub(crate) model: Option<&'a Model>,
+    /// `model`'s weight beside `also`'s.
+    pub(crate) weight: f64,
+    /// BERTs run beside `model` on the same ids, with their weights: the soft MLM and NSP
+    /// targets are the weighted mean of each teacher's (`Recipe::token_ensemble`).
+    pub(crate) also: &'a [(Model, f64)],
     pub(crate) text: &'a [TextTeacher],
 }
 
@@ -318,7 +367,7 @@ pub(crate) fn compute(
     temperature: f64,
     train: bool,
 ) -> Result<Computed> {
-    let (teacher, text) = (teachers.model, teachers.text);
+    let text = teachers.text;
     let mask = &batch.inputs.attention_mask;
     let positions = if plan.kd_all_positions && plan.has("kd_mlm") {
         mask.view([-1]).nonzero().squeeze_dim(-1)
@@ -333,10 +382,11 @@ pub(crate) fn compute(
             plan,
             View::Masked,
             model,
-            teacher,
+            teachers,
             inputs,
             &mlm,
             train,
+            temperature,
         )?)
     } else {
         None
@@ -347,10 +397,11 @@ pub(crate) fn compute(
             plan,
             View::Clean,
             model,
-            teacher,
+            teachers,
             inputs,
             &MlmPositions::None,
             train,
+            temperature,
         )?),
         None => None,
     };
@@ -360,10 +411,11 @@ pub(crate) fn compute(
             plan,
             View::First,
             model,
-            teacher,
+            teachers,
             &inputs,
             &MlmPositions::None,
             train,
+            temperature,
         )?;
         Some((f, inputs))
     } else {

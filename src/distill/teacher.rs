@@ -369,3 +369,49 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     crate::output::write_dir(to, "distill", |tmp| copy_tree(from, tmp))
 }
+
+/// The teachers of `teacher.also` run beside the first on the student's ids
+/// (`Recipe::token_ensemble`), each with its weight: loaded as they are, each with the
+/// heads the losses need (refused by field when its checkpoint lacks one) and the first
+/// teacher's vocabulary size.
+pub fn ensemble(
+    recipe: &Recipe,
+    need: Heads,
+    first: &Model,
+    device: Device,
+) -> Result<Vec<(Model, f64)>> {
+    let t = recipe.teacher.as_ref().expect("validated");
+    let mut out = Vec::new();
+    for (i, a) in t.also.iter().enumerate() {
+        let field = format!("teacher.also[{i}].checkpoint");
+        let m = load(&a.checkpoint, device)
+            .map_err(|e| Error::config(&recipe.path, &field, e.to_string()))?;
+        let has = m.report.as_ref().expect("loaded").checkpoint_heads;
+        for (needed, present, name) in [(need.mlm, has.mlm, "MLM"), (need.nsp, has.nsp, "NSP")] {
+            if needed && !present {
+                return Err(Error::config(
+                    &recipe.path,
+                    &field,
+                    format!(
+                        "{}: no {name} head in the checkpoint, and its soft {name} targets are averaged with the other teachers' (each teacher brings its own heads)",
+                        a.checkpoint.display()
+                    ),
+                ));
+            }
+        }
+        if m.config().vocab_size != first.config().vocab_size {
+            return Err(Error::config(
+                &recipe.path,
+                &field,
+                format!(
+                    "{}: vocab_size {}, the first teacher's {}; averaged soft targets need one vocabulary",
+                    a.checkpoint.display(),
+                    m.config().vocab_size,
+                    first.config().vocab_size
+                ),
+            ));
+        }
+        out.push((m, a.weight));
+    }
+    Ok(out)
+}

@@ -144,6 +144,8 @@ pub struct Trainer<'a> {
     kind: Kind,
     model: Model,
     teacher: Option<Model>,
+    /// Teachers whose soft MLM/NSP targets are averaged with `teacher`'s, with weights.
+    also: Vec<(Model, f64)>,
     /// Teachers that read text (MPNet, or several): sentence embeddings for the sentence
     /// losses.
     text: Vec<TextTeacher>,
@@ -218,6 +220,7 @@ impl<'a> Trainer<'a> {
             kind: p.kind,
             model: p.model,
             teacher: p.teacher,
+            also: p.also,
             text: p.text,
             extra: p.extra,
             projection: p.projection,
@@ -326,10 +329,7 @@ impl<'a> Trainer<'a> {
         let c = compute(
             &self.plan,
             &self.model,
-            Teacher {
-                model: self.teacher.as_ref(),
-                text: &self.text,
-            },
+            self.teachers(),
             self.projection.as_ref(),
             &batch,
             temperature,
@@ -467,6 +467,17 @@ impl<'a> Trainer<'a> {
 
     /// The validation row after `step` steps (rank 0, when there are validation batches);
     /// returns the validation loss.
+    /// The step's teachers: the BERT run beside the student (and those averaged with it),
+    /// or the teachers that read text.
+    fn teachers(&self) -> Teacher<'_> {
+        Teacher {
+            model: self.teacher.as_ref(),
+            weight: self.recipe.teacher.as_ref().map_or(1.0, |t| t.weight),
+            also: &self.also,
+            text: &self.text,
+        }
+    }
+
     fn validate(&mut self, step: u64, epoch: u64) -> Result<Option<f64>> {
         if self.metrics.is_none() || self.val_batches.is_empty() {
             return Ok(None);
@@ -481,10 +492,7 @@ impl<'a> Trainer<'a> {
         let e = evaluate(
             &self.plan,
             &self.model,
-            Teacher {
-                model: self.teacher.as_ref(),
-                text: &self.text,
-            },
+            self.teachers(),
             self.projection.as_ref(),
             &self.val_batches,
             &w,

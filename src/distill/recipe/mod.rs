@@ -4,6 +4,7 @@
 //! are checked exactly like the file.
 
 mod defaults;
+mod ensemble;
 mod overrides;
 mod validate;
 

@@ -116,6 +116,9 @@ impl Recipe {
                 if self.text_teacher() {
                     return self.check_text_teacher();
                 }
+                if self.token_ensemble() {
+                    self.check_ensemble()?;
+                }
                 crate::bert::BertConfig::from_file(&cfg)?
             }
             None => crate::bert::BertConfig::default(),
@@ -213,7 +216,7 @@ impl Recipe {
     fn check_text_teacher(&self) -> Result<()> {
         let err = |field: &str, msg: String| Err(Error::config(&self.path, field, msg));
         let t = self.teacher.as_ref().expect("a teacher");
-        let widths = self.text_teacher_widths()?;
+        let widths = self.teacher_folders(true)?;
         let what = if t.also.is_empty() {
             format!(
                 "the teacher ({}) is an MPNet, which reads the student's sentences as text and gives sentence embeddings",
@@ -296,7 +299,7 @@ impl Recipe {
         if self.losses.pooled_cos.weight.is_zero() && self.losses.pooled_mse.weight.is_zero() {
             return Ok(());
         }
-        for (dir, width) in widths {
+        for (dir, _, width) in widths {
             if t.reduce == Reduce::Pca && sc.hidden_size > width {
                 return err(
                     "teacher.reduce",
@@ -311,9 +314,13 @@ impl Recipe {
         Ok(())
     }
 
-    /// Each teacher's folder and sentence-embedding width, checked by field: `teacher.also`
-    /// folders with a config.json, of a family destila reads, weights finite and positive.
-    fn text_teacher_widths(&self) -> Result<Vec<(PathBuf, i64)>> {
+    /// Each teacher's folder, family and width, checked by field: `teacher.also` folders
+    /// with a config.json (and a tokenizer.json when the teachers read text), of a family
+    /// destila reads, weights finite and positive, no folder twice.
+    pub(super) fn teacher_folders(
+        &self,
+        reads_text: bool,
+    ) -> Result<Vec<(PathBuf, crate::encoder::Family, i64)>> {
         let t = self.teacher.as_ref().expect("a teacher");
         let mut out = Vec::new();
         for (i, (dir, weight)) in t.all().into_iter().enumerate() {
@@ -340,7 +347,8 @@ impl Recipe {
                     format!("{}: {why}", dir.display()),
                 ));
             }
-            let width = match crate::encoder::family(dir)? {
+            let family = crate::encoder::family(dir)?;
+            let width = match family {
                 crate::encoder::Family::Mpnet => {
                     crate::mpnet::MpnetConfig::from_file(&cfg)?.hidden_size
                 }
@@ -348,7 +356,7 @@ impl Recipe {
                     crate::bert::BertConfig::from_file(&cfg)?.hidden_size
                 }
             };
-            if !dir.join("tokenizer.json").is_file() {
+            if reads_text && !dir.join("tokenizer.json").is_file() {
                 return Err(Error::config(
                     &self.path,
                     field("checkpoint"),
@@ -358,7 +366,7 @@ impl Recipe {
                     ),
                 ));
             }
-            let same = out.iter().position(|(d, _): &(PathBuf, i64)| {
+            let same = out.iter().position(|(d, _, _): &(PathBuf, _, i64)| {
                 d == dir
                     || matches!((d.canonicalize(), dir.canonicalize()), (Ok(a), Ok(b)) if a == b)
             });
@@ -376,7 +384,7 @@ impl Recipe {
                     ),
                 ));
             }
-            out.push((dir.to_path_buf(), width));
+            out.push((dir.to_path_buf(), family, width));
         }
         if t.also.is_empty() && t.weight != 1.0 {
             return Err(Error::config(
@@ -415,11 +423,12 @@ impl Recipe {
         }
     }
 
-    /// Whether the teacher reads text (its config.json says MPNet, or there are several:
-    /// `teacher.also`): see `check_text_teacher`.
+    /// Whether the teacher reads text (its config.json says MPNet, or there are several,
+    /// `teacher.also`, without kd_mlm/kd_nsp: see `token_ensemble`): see
+    /// `check_text_teacher`.
     pub fn text_teacher(&self) -> bool {
         self.teacher.as_ref().is_some_and(|t| {
-            !t.also.is_empty()
+            (!t.also.is_empty() && !self.token_ensemble())
                 || crate::encoder::family(&t.checkpoint).ok() == Some(crate::encoder::Family::Mpnet)
         })
     }
