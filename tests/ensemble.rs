@@ -259,6 +259,11 @@ fn averaged_teachers_refuse_what_they_cannot_serve() {
             "averaged",
         ),
         (
+            vec![also(&[(&b, 1.0)]), "job=fit-heads".into()],
+            "job",
+            "only job: distill",
+        ),
+        (
             vec![also(&[(&b, 1.0)]), "teacher.heads=fit".into()],
             "teacher.heads",
             "its own MLM/NSP heads",

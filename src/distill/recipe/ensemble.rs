@@ -22,6 +22,12 @@ impl Recipe {
         let err = |field: &str, msg: String| Err(Error::config(&self.path, field, msg));
         let t = self.teacher.as_ref().expect("a teacher");
         let what = "with teacher.also and kd_mlm or kd_nsp, every teacher runs on the student's ids and their soft MLM/NSP targets are averaged";
+        if self.job != Job::Distill {
+            return err(
+                "job",
+                format!("{what}: only job: distill runs several teachers"),
+            );
+        }
         let folders = self.teacher_folders(false)?;
         let student = self.tokenizer()?;
         let vocab = student.vocab_in_order();
