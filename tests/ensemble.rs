@@ -13,36 +13,16 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use destila::bert::{BertConfig, Heads};
+use destila::bert::Heads;
 
-const ALL: Heads = Heads {
-    pooler: true,
-    mlm: true,
-    nsp: true,
-};
+const ALL: Heads = Heads::ALL;
 
 fn tiny(dir: &Path, seed: i64, heads: Heads) -> PathBuf {
-    let cfg = BertConfig {
-        num_hidden_layers: 2,
-        hidden_size: 32,
-        num_attention_heads: 4,
-        intermediate_size: 64,
-        max_position_embeddings: 64,
-        ..Default::default()
-    };
-    common::random_checkpoint(dir, &cfg, heads, seed, true, true)
+    common::tiny_bert(dir, 2, seed, heads)
 }
 
 fn student(dir: &Path, seed: i64) -> PathBuf {
-    let cfg = BertConfig {
-        num_hidden_layers: 1,
-        hidden_size: 32,
-        num_attention_heads: 4,
-        intermediate_size: 64,
-        max_position_embeddings: 64,
-        ..Default::default()
-    };
-    common::random_checkpoint(dir, &cfg, ALL, seed, true, true)
+    common::tiny_bert(dir, 1, seed, ALL)
 }
 
 fn write_recipe(dir: &Path, teacher: &Path, init: &Path) -> PathBuf {

@@ -108,6 +108,20 @@ pub fn tiny_teacher(dir: &Path, layers: i64, hidden: i64, heads_n: i64, heads: H
     random_checkpoint(dir, &cfg, heads, 3, false, true)
 }
 
+/// A random BERT 32 wide (4 heads, FFN 64) of `layers` layers with the teacher's
+/// vocabulary and tokenizer, every parameter moved off its initial value, drawn from `seed`.
+pub fn tiny_bert(dir: &Path, layers: i64, seed: i64, heads: Heads) -> PathBuf {
+    let cfg = BertConfig {
+        num_hidden_layers: layers,
+        hidden_size: 32,
+        num_attention_heads: 4,
+        intermediate_size: 64,
+        max_position_embeddings: 64,
+        ..Default::default()
+    };
+    random_checkpoint(dir, &cfg, heads, seed, true, true)
+}
+
 /// A small corpus: the first paragraphs of Persuasion for training, later ones held out.
 pub fn corpus(dir: &Path) -> (PathBuf, PathBuf) {
     let text =
