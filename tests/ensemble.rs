@@ -25,6 +25,25 @@ fn student(dir: &Path, seed: i64) -> PathBuf {
     common::tiny_bert(dir, 1, seed, ALL)
 }
 
+/// Random tiny models predict nearly uniformly (their KLs differ by 1e-4 or less); a bias of
+/// standard deviation 2 on the MLM and NSP outputs, drawn from `seed`, makes them disagree
+/// clearly.
+fn sharpen(dir: &Path, seed: i64) {
+    let path = dir.join("model.safetensors");
+    let mut named = tch::Tensor::read_safetensors(&path).unwrap();
+    tch::manual_seed(seed);
+    let mut found = 0;
+    for (name, t) in named.iter_mut() {
+        if name == "cls.predictions.bias" || name == "cls.seq_relationship.bias" {
+            *t = &*t + t.randn_like() * 2.0;
+            found += 1;
+        }
+    }
+    assert_eq!(found, 2, "the MLM and NSP biases of {}", path.display());
+    let refs: Vec<(&str, &tch::Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    tch::Tensor::write_safetensors(&refs, &path).unwrap();
+}
+
 fn write_recipe(dir: &Path, teacher: &Path, init: &Path) -> PathBuf {
     let (train, val) = common::corpus(dir);
     let yaml = format!(
@@ -85,6 +104,8 @@ fn averaged_soft_targets_obey_the_mixture_identities() {
     let d = dir.path();
     let a = tiny(&d.join("a"), 3, ALL);
     let b = tiny(&d.join("b"), 11, ALL);
+    sharpen(&a, 1);
+    sharpen(&b, 2);
     // A copy of A in another folder: the same teacher, not refused as listed twice.
     let a2 = d.join("a-copy");
     std::fs::create_dir_all(&a2).unwrap();
@@ -93,6 +114,7 @@ fn averaged_soft_targets_obey_the_mixture_identities() {
         std::fs::copy(&f, a2.join(f.file_name().unwrap())).unwrap();
     }
     let students = [student(&d.join("s1"), 5), student(&d.join("s2"), 6)];
+    sharpen(&students[1], 3);
     let recipe = write_recipe(d, &a, &students[0]);
     let run = |name: &str, s: usize, sets: Vec<String>| -> [f64; 2] {
         let out = d.join(name);
@@ -126,16 +148,16 @@ fn averaged_soft_targets_obey_the_mixture_identities() {
     for (k, name) in ["kd_mlm", "kd_nsp"].iter().enumerate() {
         let (la, lb, lab) = (l[&("a", 0)][k], l[&("b", 0)][k], l[&("ab", 0)][k]);
         assert!(
-            (la - lb).abs() > 1e-4,
+            (la - lb).abs() > 1e-2,
             "{name}: the teachers agree ({la}, {lb})"
         );
         assert!(
-            (ab62[k] - lab).abs() < 1e-6,
+            (ab62[k] - lab).abs() < 1e-5 * lab.max(1.0),
             "{name}: 6:2 {} against 3:1 {lab}",
             ab62[k]
         );
         assert!(
-            (aa[k] - la).abs() < 1e-6,
+            (aa[k] - la).abs() < 1e-5 * la.max(1.0),
             "{name}: A with its copy {} against A {la}",
             aa[k]
         );
@@ -143,7 +165,7 @@ fn averaged_soft_targets_obey_the_mixture_identities() {
         // equal to it when the teachers differ.
         let mean = 0.75 * la + 0.25 * lb;
         assert!(
-            lab < mean - 1e-6,
+            lab < mean - 1e-3,
             "{name}: mixture {lab}, weighted mean {mean}"
         );
         assert!(lab > 0.0, "{name}: {lab}");
@@ -151,12 +173,18 @@ fn averaged_soft_targets_obey_the_mixture_identities() {
         // students is 3/4 of A's difference plus 1/4 of B's.
         let diff = |t: &str| l[&(t, 0)][k] - l[&(t, 1)][k];
         let want = 0.75 * diff("a") + 0.25 * diff("b");
+        eprintln!(
+            "{name}: A {la}, B {lb}, mixture {lab}; differences {} {} {} (want {want})",
+            diff("a"),
+            diff("b"),
+            diff("ab")
+        );
         assert!(
             (diff("ab") - want).abs() < 1e-5 * want.abs().max(1e-2),
             "{name}: mixture difference {}, 3/4 A's + 1/4 B's = {want}",
             diff("ab")
         );
-        assert!(want.abs() > 1e-4, "{name}: the students agree");
+        assert!(want.abs() > 1e-2, "{name}: the students agree ({want})");
     }
 
     // And it trains: 12 steps against the pair lower the validation loss.
