@@ -74,16 +74,27 @@ pub fn random_checkpoint(
     noise: bool,
     tokenizer: bool,
 ) -> PathBuf {
-    tch::manual_seed(seed);
-    let m = destila::bert::Model::random(cfg, heads, tch::Device::Cpu);
-    if noise {
-        tch::no_grad(|| {
-            for (_, mut v) in m.vs.variables() {
-                let n = v.randn_like() * 0.05;
-                let _ = v.g_add_(&n);
-            }
-        });
-    }
+    // libtorch's generator is global and the tests of one binary run in parallel: without
+    // the lock, two helpers seeding it at once draw each other's numbers and a fixture
+    // differs from run to run.
+    static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let m = {
+        let _held = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
+        tch::manual_seed(seed);
+        let m = destila::bert::Model::random(cfg, heads, tch::Device::Cpu);
+        if noise {
+            // In name order: `variables()` is a HashMap, whose order changes from run to run.
+            let mut vars: Vec<_> = m.vs.variables().into_iter().collect();
+            vars.sort_by(|a, b| a.0.cmp(&b.0));
+            tch::no_grad(|| {
+                for (_, mut v) in vars {
+                    let n = v.randn_like() * 0.05;
+                    let _ = v.g_add_(&n);
+                }
+            });
+        }
+        m
+    };
     destila::bert::save(&m, dir).unwrap();
     if tokenizer {
         destila::distill::checkpoint::copy_tokenizer(&teacher(), dir).unwrap();
