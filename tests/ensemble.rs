@@ -151,7 +151,12 @@ fn averaged_soft_targets_obey_the_mixture_identities() {
     let ab62 = run(
         "ab62",
         0,
-        vec!["teacher.weight=6".into(), also(&[(&b, 2.0)])],
+        vec![
+            "teacher.weight=6".into(),
+            also(&[(&b, 2.0)]),
+            // The mixture of soft targets is what `combine: targets` names (and the default).
+            "teacher.combine=targets".into(),
+        ],
     );
     let aa = run("aa", 0, vec![also(&[(&a2, 1.0)])]);
     for (k, name) in ["kd_mlm", "kd_nsp"].iter().enumerate() {
@@ -292,6 +297,11 @@ fn averaged_teachers_refuse_what_they_cannot_serve() {
             ],
             "teacher.targets",
             "one teacher",
+        ),
+        (
+            vec![also(&[(&b, 1.0)]), "teacher.combine=losses".into()],
+            "teacher.combine",
+            "mixture",
         ),
     ];
     for (sets, field, what) in cases {

@@ -293,6 +293,73 @@ fn similarity_mse_compares_off_diagonal_cosines() {
     );
 }
 
+/// `teacher.combine: targets`, by hand. Teacher A: e1, e2, (e1 + e2)/√2 (pair cosines
+/// (1,2) 0, (1,3) r, (2,3) r with r = 1/√2); teacher B: e1, 2·e1, e2 (1, 0, 0); weights
+/// 3 and 1. The combined pair cosines are 3/4·A + 1/4·B: 1/4, 3r/4, 3r/4.
+#[test]
+fn several_teachers_combine_into_one_target() {
+    let r = std::f64::consts::FRAC_1_SQRT_2;
+    let a = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0, r as f32, r as f32]).view([3, 2]);
+    let b = Tensor::from_slice(&[1.0f32, 0.0, 2.0, 0.0, 0.0, 1.0]).view([3, 2]);
+    let parts = [(a.shallow_clone(), 3.0), (b.shallow_clone(), 1.0)];
+    let m = weighted_cosine_matrix(&parts);
+    let want = [
+        1.0,
+        0.25,
+        0.75 * r,
+        0.25,
+        1.0,
+        0.75 * r,
+        0.75 * r,
+        0.75 * r,
+        1.0,
+    ];
+    let got = Vec::<f32>::try_from(m.view([-1])).unwrap();
+    for (g, w) in got.iter().zip(want) {
+        assert!((*g as f64 - w).abs() < 1e-6, "{got:?}");
+    }
+    // The same weights 6 and 2: shares, not amounts.
+    let six = weighted_cosine_matrix(&[(a.shallow_clone(), 6.0), (b.shallow_clone(), 2.0)]);
+    assert!(f64::try_from((&six - &m).abs().max()).unwrap() < 1e-7);
+
+    // A student e1, e2, e1 (pair cosines 0, 1, 0) against the combined matrix, mse form:
+    // each pair twice over the 6 off-diagonal entries: (0 − 1/4)² + (1 − 3r/4)² + (3r/4)²,
+    // over 3.
+    let s = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0, 1.0, 0.0]).view([3, 2]);
+    let q = 0.75 * r;
+    let want = (0.0625 + (1.0 - q) * (1.0 - q) + q * q) / 3.0;
+    close(&relation(&cosine_matrix(&s), &m, Relation::Mse, 1.0), want);
+    // ... which is not the weighted mean of the losses against each (3/4 of (1 − r)² + r²
+    // over 3, plus 1/4 of 2 over 3), and is below it (Jensen).
+    let each = 0.75 * ((1.0 - r) * (1.0 - r) + 0.5) / 3.0 + 0.25 * 2.0 / 3.0;
+    let mean_of_losses = 0.75 * similarity(&s, &a, Relation::Mse, 1.0).double_value(&[])
+        + 0.25 * similarity(&s, &b, Relation::Mse, 1.0).double_value(&[]);
+    assert!((mean_of_losses - each).abs() < 1e-6);
+    assert!(want < each - 0.1);
+
+    // Side by side: unit rows scaled by √(3/4) and √(1/4), 2 + 2 wide, whose cosines are
+    // the combined matrix; the first sentence is (√3/2, 0, 1/2, 0).
+    let cat = weighted_concat(&parts);
+    assert_eq!(cat.size(), [3, 4]);
+    let row = Vec::<f32>::try_from(cat.get(0)).unwrap();
+    let want_row = [0.75f64.sqrt(), 0.0, 0.5, 0.0];
+    for (g, w) in row.iter().zip(want_row) {
+        assert!((*g as f64 - w).abs() < 1e-6, "{row:?}");
+    }
+    let back = Vec::<f32>::try_from(cosine_matrix(&cat).view([-1])).unwrap();
+    for (g, w) in back.iter().zip(got.iter()) {
+        assert!((g - w).abs() < 1e-6, "{back:?}");
+    }
+    // pooled_cos of a student (1, 0, 0, 0) for every sentence: the rows are (√3/2, 0, 1/2, 0),
+    // (0, √3/2, 1/2, 0) and (√3/2·r, √3/2·r, 0, 1/2), unit length, so the cosines are their
+    // first coordinates; the loss is 1 − their mean.
+    let st = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 0.0])
+        .view([1, 4])
+        .repeat([3, 1]);
+    let c = [0.75f64.sqrt(), 0.0, 0.75f64.sqrt() * r];
+    close(&embedding_cos(&st, &cat), 1.0 - (c[0] + c[1] + c[2]) / 3.0);
+}
+
 #[test]
 fn similarity_pearson_correlates_the_pairs_cosines() {
     // Pairs (1,2), (1,3), (2,3): student cosines [0, r, r] (r = 1/√2), teacher [1, 0, 0].

@@ -106,6 +106,48 @@ fn a_teacher_of_another_vocabulary_embeds_the_students_sentences_as_transformers
     assert!(diff < 1e-5, "{diff}");
 }
 
+/// Two runs that share a pooled cache (the same teacher and student tokenizer), both
+/// opened before either writes, each writing at its checkpoints: whichever writes last
+/// keeps the other's embeddings, so a third run finds every sentence of both in the file
+/// and computes none.
+#[test]
+fn runs_that_share_a_pooled_cache_keep_each_others_embeddings() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("pooled");
+    let texts = texts(26);
+    let tok = || BertTokenizer::from_dir(common::teacher()).unwrap();
+    let open = || TextTeacher::open(&tiny_mpnet(), tok(), Device::Cpu, Some(&cache)).unwrap();
+    let refs: Vec<Text> = texts.iter().map(|t| Text::Single(t)).collect();
+    let batch = |r: &[Text]| tok().batch(r).unwrap().0;
+    let (first, second, later, all) = (
+        batch(&refs[..12]),
+        batch(&refs[8..24]),
+        batch(&refs[24..]),
+        batch(&refs),
+    );
+
+    let a = open();
+    let b = open();
+    let ea = a.pooled(&first.input_ids, &first.attention_mask).unwrap();
+    let eb = b.pooled(&second.input_ids, &second.attention_mask).unwrap();
+    a.save_cache().unwrap();
+    b.save_cache().unwrap();
+    // The first run goes on and writes again, last: the second run's rows stay.
+    let _ = a.pooled(&later.input_ids, &later.attention_mask).unwrap();
+    a.save_cache().unwrap();
+
+    let c = open();
+    let ec = c.pooled(&all.input_ids, &all.attention_mask).unwrap();
+    let st = c.stats();
+    assert_eq!(
+        (st.misses, st.hits),
+        (0, 26),
+        "a third run computed embeddings"
+    );
+    assert!(common::max_abs(&ec.narrow(0, 0, 12), &ea) < 1e-5);
+    assert!(common::max_abs(&ec.narrow(0, 8, 16), &eb) < 1e-5);
+}
+
 fn write_recipe(dir: &Path, name: &str, extra: &str) -> PathBuf {
     let (train, val) = common::corpus(dir);
     let yaml = format!(
@@ -338,6 +380,101 @@ fn several_teachers_weigh_each_ones_loss() {
     assert!(val.last().unwrap() < &val[0], "validation loss {val:?}");
 }
 
+/// `teacher.combine: targets`: one target made of every teacher. Before any step (the same
+/// student on the same batches):
+/// - a teacher beside an exact copy of itself (another folder), at weights 3 and 1, is that
+///   teacher alone, for the similarity loss (the weights are shares);
+/// - tiny-mpnet and tiny-mpnet-b at 3 and 1: the similarity loss (mse form) against the
+///   weighted mean of their cosine matrices is below the weighted mean of the losses
+///   against each (`combine: losses`), by the teachers' own disagreement (Jensen: equal
+///   only when they agree);
+/// - `pooled_cos` against their embeddings side by side trains one map, 16 -> 32 + 24, and
+///   no map per teacher, and the validation loss falls.
+#[test]
+fn several_teachers_combined_into_one_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let copy = d.join("tiny-mpnet-copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for e in std::fs::read_dir(tiny_mpnet()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    let also = |dir: &Path| {
+        format!(
+            "teacher.also=[{{checkpoint: {}, weight: 1}}]",
+            dir.display()
+        )
+    };
+    let (also_copy, also_b) = (also(&copy), also(&tiny_mpnet_b()));
+    let sim_only = [
+        "losses.pooled_cos.weight=0",
+        "training.steps=1",
+        "optimizer.warmup_steps=0",
+    ];
+    let runs: [(&str, Vec<&str>); 4] = [
+        ("a", vec![]),
+        (
+            "aa",
+            vec!["teacher.weight=3", &also_copy, "teacher.combine=targets"],
+        ),
+        (
+            "ab-losses",
+            vec!["teacher.weight=3", &also_b, "teacher.combine=losses"],
+        ),
+        (
+            "ab-targets",
+            vec!["teacher.weight=3", &also_b, "teacher.combine=targets"],
+        ),
+    ];
+    for (name, sets) in &runs {
+        let recipe = write_recipe(d, name, "");
+        let mut sets = sets.clone();
+        sets.extend(sim_only);
+        let (ok, err) = distill(&recipe, &sets);
+        assert!(ok, "{name}: {err}");
+    }
+    let sim = |name: &str| first_validation(&d.join(name).join("metrics.csv"), "similarity");
+    let (a, aa) = (sim("a"), sim("aa"));
+    assert!(
+        (a - aa).abs() < 1e-6 * a,
+        "a teacher and its copy {aa}, alone {a}"
+    );
+    let (losses, targets) = (sim("ab-losses"), sim("ab-targets"));
+    assert!(
+        targets < losses - 0.05 * losses,
+        "against the mean matrix {targets}, the mean of the losses {losses}"
+    );
+
+    // Pointwise: one map to the teachers side by side.
+    let recipe = write_recipe(d, "side", "");
+    let (ok, err) = distill(
+        &recipe,
+        &[
+            "teacher.weight=3",
+            &also_b,
+            "teacher.combine=targets",
+            "training.steps=12",
+        ],
+    );
+    assert!(ok, "{err}");
+    let ckpt = d.join("side/checkpoints/step-000012/trainer.safetensors");
+    let saved: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&ckpt)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(saved["extra.projection.weight"].size(), [56, 16]);
+    assert!(!saved.contains_key("extra.projection_1.weight"));
+    let val: Vec<f64> = column(&d.join("side/metrics.csv"), "validation", "pooled_cos")
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(
+        val.last().unwrap() < &val[0],
+        "validation pooled_cos {val:?}"
+    );
+}
+
 /// Bad teacher lists are refused by field before any work.
 #[test]
 fn a_bad_teacher_list_is_refused_by_field() {
@@ -389,6 +526,16 @@ fn a_bad_teacher_list_is_refused_by_field() {
         (
             vec![also("1"), "student.init=from-teacher".into()],
             "student.init",
+        ),
+        (vec!["teacher.combine=targets".into()], "teacher.combine"),
+        (vec![also("1"), "teacher.combine=sum".into()], "combine"),
+        (
+            vec![
+                also("1"),
+                "teacher.combine=targets".into(),
+                "teacher.reduce=pca".into(),
+            ],
+            "teacher.reduce",
         ),
     ];
     for (sets, field) in cases {

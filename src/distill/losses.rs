@@ -220,6 +220,37 @@ pub fn pooled_mse(student_pooled: &Tensor, teacher_pooled: &Tensor) -> Tensor {
         .mean(Kind::Float)
 }
 
+/// Several teachers' embeddings of one batch combined into one target (`teacher.combine:
+/// targets`): each teacher's unit embeddings [b, h_i] scaled by the square root of its
+/// share of the weights, side by side [b, sum h_i]. The cosine of two sentences under the
+/// combination is then the weighted mean of their cosines under each teacher
+/// (`weighted_cosine_matrix`), so the pointwise and the relational losses learn the same
+/// combined geometry.
+pub fn weighted_concat(parts: &[(Tensor, f64)]) -> Tensor {
+    let total: f64 = parts.iter().map(|(_, w)| w).sum();
+    let cols: Vec<Tensor> = parts
+        .iter()
+        .map(|(p, w)| {
+            let x = p.to_kind(Kind::Float);
+            let n = x
+                .norm_scalaropt_dim(2.0, [-1i64].as_slice(), true)
+                .clamp_min(1e-8);
+            x / n * (w / total).sqrt()
+        })
+        .collect();
+    Tensor::cat(&cols, 1)
+}
+
+/// The weighted mean of several teachers' in-batch cosine matrices [b, b].
+pub fn weighted_cosine_matrix(parts: &[(Tensor, f64)]) -> Tensor {
+    let total: f64 = parts.iter().map(|(_, w)| w).sum();
+    let terms: Vec<Tensor> = parts
+        .iter()
+        .map(|(p, w)| cosine_matrix(p) * (w / total))
+        .collect();
+    Tensor::stack(&terms, 0).sum_dim_intlist(0, false, Kind::Float)
+}
+
 /// The in-batch matrix of cosine similarities between sentence embeddings [b, h]: [b, b].
 pub fn cosine_matrix(pooled: &Tensor) -> Tensor {
     let x = pooled.to_kind(Kind::Float);
@@ -257,7 +288,19 @@ pub fn similarity(
     form: Relation,
     temperature: f64,
 ) -> Tensor {
-    let (s, t) = (cosine_matrix(student_pooled), cosine_matrix(teacher_pooled));
+    relation(
+        &cosine_matrix(student_pooled),
+        &cosine_matrix(teacher_pooled),
+        form,
+        temperature,
+    )
+}
+
+/// The similarity loss between in-batch cosine matrices [b, b] (the student's `s`, the
+/// target `t`): `similarity` of two sets of embeddings, or of a student against several
+/// teachers' combined matrix (`weighted_cosine_matrix`).
+pub fn relation(s: &Tensor, t: &Tensor, form: Relation, temperature: f64) -> Tensor {
+    let (s, t) = (s.shallow_clone(), t.shallow_clone());
     let b = s.size()[0];
     if b < 2 {
         return s.sum(Kind::Float) * 0.0;

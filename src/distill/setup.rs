@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tch::{nn, Device, Kind, Tensor};
 
 use super::checkpoint as ckpt;
-use super::recipe::{Decoder, Init, Job, ProjectionInit, Recipe, Reduce, PROJECTION_FILE};
+use super::recipe::{Combine, Decoder, Init, Job, ProjectionInit, Recipe, Reduce, PROJECTION_FILE};
 use super::step::{self, Plan};
 use super::student;
 use super::targets::{self, Cache};
@@ -529,7 +529,20 @@ fn projection(
     // The pointwise sentence losses against each text teacher of another width with
     // teacher.reduce: learned: one map each (the first is `projection`, saved beside the
     // final model; the others `projection_1`, ...).
-    if plan.has("pooled_cos") || plan.has("pooled_mse") {
+    let combined = recipe.teacher.as_ref().and_then(|t| t.combine) == Some(Combine::Targets);
+    if (plan.has("pooled_cos") || plan.has("pooled_mse")) && combined && !text.is_empty() {
+        // teacher.combine: targets: one map to the teachers' widths side by side, kept by
+        // the first teacher (the step reads it there).
+        let h: i64 = text.iter().map(|t| t.hidden_size()).sum();
+        if h != width {
+            let map = nn::linear(extra.root() / "projection", width, h, Default::default());
+            projection = Some(nn::Linear {
+                ws: map.ws.shallow_clone(),
+                bs: map.bs.as_ref().map(Tensor::shallow_clone),
+            });
+            text[0].map = Some(map);
+        }
+    } else if plan.has("pooled_cos") || plan.has("pooled_mse") {
         for (i, t) in text.iter_mut().enumerate() {
             let h = t.hidden_size();
             if t.pca().is_some() || h == width {

@@ -341,6 +341,7 @@ struct Ctx<'a> {
     /// sentences (empty without).
     texts: &'a [TextTeacher],
     text_pooled: &'a [Tensor],
+    combined: bool,
 }
 
 /// The loss components of one batch: one forward of each model per view that an active
@@ -356,6 +357,9 @@ pub(crate) struct Teacher<'a> {
     /// targets are the weighted mean of each teacher's (`Recipe::token_ensemble`).
     pub(crate) also: &'a [(Model, f64)],
     pub(crate) text: &'a [TextTeacher],
+    /// `teacher.combine: targets`: the sentence losses against one target made of every
+    /// text teacher, rather than the weighted mean of the loss against each.
+    pub(crate) combined: bool,
 }
 
 pub(crate) fn compute(
@@ -455,6 +459,7 @@ pub(crate) fn compute(
             projection,
             texts: if text_pooled.is_empty() { &[] } else { text },
             text_pooled,
+            combined: teachers.combined,
         };
         counts.push(count(name, &ctx));
         components.push((*name, loss(name, w, pairs, f, &ctx)?));
@@ -543,10 +548,30 @@ fn head_loss(name: &str, f: &Forward, c: &Ctx) -> Result<Tensor> {
 
 /// The sentence-embedding losses, on mean-pooled last hidden states; the teacher's
 /// embedding from the cache, or pooled live.
-/// Teachers that read text: the weighted mean of the loss against each one.
+/// Teachers that read text: the weighted mean of the loss against each one, or
+/// (`teacher.combine: targets`) the loss against their combination.
 fn sentence_loss(name: &str, w: &LossWeight, f: &Forward, c: &Ctx) -> Result<Tensor> {
     let last = f.student.hidden_states.last().expect("has layers");
     let pooled = losses::mean_pool(last, c.mask);
+    if !c.text_pooled.is_empty() && c.combined {
+        let parts: Vec<(Tensor, f64)> = c
+            .texts
+            .iter()
+            .zip(c.text_pooled)
+            .map(|(t, p)| (p.shallow_clone(), t.weight))
+            .collect();
+        return Ok(match name {
+            "similarity" => {
+                let (form, tau) = w.relation();
+                let target = losses::weighted_cosine_matrix(&parts);
+                losses::relation(&losses::cosine_matrix(&pooled), &target, form, tau)
+            }
+            _ => {
+                let target = losses::weighted_concat(&parts);
+                one_sentence_loss(name, w, &pooled, &target, c.texts[0].map.as_ref())
+            }
+        });
+    }
     if !c.text_pooled.is_empty() {
         let total: f64 = c.texts.iter().map(|t| t.weight).sum();
         let terms: Vec<Tensor> = c

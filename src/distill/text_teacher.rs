@@ -266,9 +266,22 @@ impl TextTeacher {
     }
 
     fn load_cache(&self) -> Result<()> {
-        let Some(path) = self.cache_file.as_ref().filter(|p| p.is_file()) else {
+        let Some(path) = self.cache_file.as_ref() else {
             return Ok(());
         };
+        self.merge_file(path)?;
+        let mut memo = self.memo.borrow_mut();
+        memo.loaded = memo.rows.len();
+        memo.from_file = memo.loaded;
+        Ok(())
+    }
+
+    /// Adds the rows of the cache file `path` (when there is one) that the memo lacks, and
+    /// says how many rows the file holds.
+    fn merge_file(&self, path: &Path) -> Result<usize> {
+        if !path.is_file() {
+            return Ok(0);
+        }
         let named: HashMap<String, Tensor> = crate::bert::weights::read_safetensors(path)?
             .into_iter()
             .collect();
@@ -290,25 +303,40 @@ impl TextTeacher {
         }
         let keys: Vec<i64> = Vec::try_from(keys)?;
         let mut memo = self.memo.borrow_mut();
-        for (i, k) in keys.into_iter().enumerate() {
+        for (i, k) in keys.iter().enumerate() {
+            if memo.index.contains_key(&(*k as u64)) {
+                continue;
+            }
             let r = memo.rows.len();
-            memo.index.insert(k as u64, r);
+            memo.index.insert(*k as u64, r);
             memo.rows.push(pooled.get(i as i64).to_kind(Kind::Float));
         }
-        memo.loaded = memo.rows.len();
-        memo.from_file = memo.loaded;
-        Ok(())
+        Ok(keys.len())
     }
 
     /// Writes the memo to the cache file (temporary name, then renamed), when it grew.
+    /// Runs that share the file (the same teacher and student tokenizer) take turns under a
+    /// lock beside it (`pooled.lock`), and each writes the union of the file as it finds it
+    /// and its own memo, so no run's embeddings are lost to another's write.
     pub fn save_cache(&self) -> Result<()> {
         let Some(path) = &self.cache_file else {
             return Ok(());
         };
-        let memo = self.memo.borrow();
-        if memo.rows.len() == memo.loaded {
+        if self.memo.borrow().rows.len() == self.memo.borrow().loaded {
             return Ok(());
         }
+        let dir = path.parent().expect("KEY/pooled.safetensors");
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let lock_path = dir.join("pooled.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        self.merge_file(path)?;
+        let memo = self.memo.borrow();
         let mut pairs: Vec<(u64, usize)> = memo.index.iter().map(|(k, r)| (*k, *r)).collect();
         pairs.sort();
         let keys: Vec<i64> = pairs.iter().map(|(k, _)| *k as i64).collect();
@@ -318,14 +346,14 @@ impl TextTeacher {
             .collect();
         let pooled = Tensor::stack(&rows, 0).contiguous();
         let keys = Tensor::from_slice(&keys);
-        let dir = path.parent().expect("KEY/pooled.safetensors");
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         crate::error::write_atomic(path, |tmp| {
             Tensor::write_safetensors(&[("keys", &keys), ("pooled", &pooled)], tmp)
                 .map_err(|e| Error::io(tmp, std::io::Error::other(e.to_string())))
         })?;
         drop(memo);
         self.memo.borrow_mut().loaded = pairs.len();
+        // Dropping the file releases the lock.
+        drop(lock);
         Ok(())
     }
 }

@@ -475,6 +475,8 @@ impl<'a> Trainer<'a> {
             weight: self.recipe.teacher.as_ref().map_or(1.0, |t| t.weight),
             also: &self.also,
             text: &self.text,
+            combined: self.recipe.teacher.as_ref().and_then(|t| t.combine)
+                == Some(crate::distill::recipe::Combine::Targets),
         }
     }
 

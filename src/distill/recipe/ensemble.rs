@@ -60,6 +60,12 @@ impl Recipe {
                 );
             }
         }
+        if t.combine == Some(Combine::Losses) {
+            return err(
+                "teacher.combine",
+                format!("losses: {what} (targets; the loss against the mixture has the gradient of the weighted mean of the losses, so there is no other form)"),
+            );
+        }
         if t.heads != HeadPolicy::Fail {
             return err(
                 "teacher.heads",

@@ -179,6 +179,26 @@ pub struct TeacherSection {
     /// loss against each teacher (each through its own map to its width).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<AlsoTeacher>,
+    /// With `also`: how the teachers' sentence embeddings meet the student (`losses`, the
+    /// weighted mean of the loss against each, when unset), or how BERT teachers' soft
+    /// MLM/NSP targets do (`targets`, their weighted mixture, when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combine: Option<Combine>,
+}
+
+/// How several teachers (`teacher.also`) are learned from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Combine {
+    /// Each sentence loss against each teacher (each through its own map to its width),
+    /// then their weighted mean.
+    Losses,
+    /// One target made of all the teachers, and one loss against it: for `similarity`
+    /// the weighted mean of their in-batch cosine matrices; for `pooled_cos`/`pooled_mse`
+    /// their unit embeddings side by side, each scaled by the square root of its share
+    /// of the weights (so its cosines are the same weighted mean), reached through one
+    /// learned map; for kd_mlm/kd_nsp the weighted mixture of their soft targets.
+    Targets,
 }
 
 /// One more teacher of `teacher.also`.

@@ -113,6 +113,12 @@ impl Recipe {
                         ),
                     );
                 }
+                if t.also.is_empty() && t.combine.is_some() {
+                    return err(
+                        "teacher.combine",
+                        "combines several teachers; there is one (teacher.also is empty)".into(),
+                    );
+                }
                 if self.text_teacher() {
                     return self.check_text_teacher();
                 }
@@ -298,6 +304,15 @@ impl Recipe {
         self.check_tokenizer_folder()?;
         if self.losses.pooled_cos.weight.is_zero() && self.losses.pooled_mse.weight.is_zero() {
             return Ok(());
+        }
+        if t.combine == Some(Combine::Targets) && t.reduce == Reduce::Pca {
+            return err(
+                "teacher.reduce",
+                "pca with teacher.combine: targets: the teachers' embeddings side by side are \
+                 reached through one learned map (reduce: learned), not each teacher's own \
+                 principal directions"
+                    .into(),
+            );
         }
         for (dir, _, width) in widths {
             if t.reduce == Reduce::Pca && sc.hidden_size > width {
