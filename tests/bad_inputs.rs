@@ -508,6 +508,16 @@ fn cases() -> Vec<Case> {
         ("losses.temperature={start: 1}", "start: NUMBER"),
         ("student.teacher_layers={a: 1}", "uniform"),
         ("student.init=!foo x", "YAML tag"),
+        // A list or a section where a name goes: the names, not a word about YAML tags.
+        (
+            "teacher.heads=[fit]",
+            "expected one of `fit`, `adapt`, `fail`",
+        ),
+        (
+            "losses.similarity.form={a: 1}",
+            "expected one of `mse`, `kl`, `pearson`",
+        ),
+        ("data.sentences=[split]", "expected `split` or `line`"),
     ] {
         let args = vec![
             "recipe".to_string(),

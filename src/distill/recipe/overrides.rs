@@ -34,6 +34,28 @@ fn plain_enum_message(msg: String) -> String {
     msg
 }
 
+/// The names a field of named forms allows ("expected `losses` or `targets`"), found by
+/// deserialising `doc` again with a name no field has at `at`: serde lists the forms only
+/// for a name it does not know, not for a list or a section given in its place.
+fn names_allowed(doc: &serde_yaml::Value, at: &serde_path_to_error::Path) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut doc = doc.clone();
+    let mut node = &mut doc;
+    for seg in at.iter() {
+        node = match seg {
+            Segment::Map { key } => node.get_mut(key.as_str())?,
+            Segment::Seq { index } => node.get_mut(*index)?,
+            _ => return None,
+        };
+    }
+    *node = serde_yaml::Value::String("\u{1}".into());
+    let e = serde_path_to_error::deserialize::<_, Recipe>(doc).err()?;
+    let msg = e.into_inner().to_string();
+    msg.find("expected ")
+        .filter(|_| msg.starts_with("unknown variant"))
+        .map(|i| msg[i..].to_string())
+}
+
 /// Sets `a.b.c` to a YAML scalar in `doc`, creating maps on the way.
 fn set_path(
     doc: &mut serde_yaml::Value,
@@ -92,14 +114,22 @@ impl Recipe {
             set_path(&mut doc, k.trim(), v.trim())
                 .map_err(|m| Error::config(path, format!("--set {k}"), m))?;
         }
-        let mut r: Recipe = serde_path_to_error::deserialize(doc).map_err(|e| {
+        let mut r: Recipe = serde_path_to_error::deserialize(doc.clone()).map_err(|e| {
             let field = e.path().to_string();
             let field = if field == "." {
                 "(top level)".to_string()
             } else {
                 field
             };
-            Error::config(path, field, plain_enum_message(e.into_inner().to_string()))
+            let names = names_allowed(&doc, e.path());
+            let msg = plain_enum_message(e.into_inner().to_string());
+            let msg = match names {
+                Some(names) if msg.starts_with("a YAML tag") => {
+                    format!("a list or a section is not a value here: {names}")
+                }
+                _ => msg,
+            };
+            Error::config(path, field, msg)
         })?;
         r.path = path.to_path_buf();
         r.validate()?;
