@@ -441,8 +441,10 @@ fn several_teachers_combined_into_one_target() {
         "a teacher and its copy {aa}, alone {a}"
     );
     let (losses, targets) = (sim("ab-losses"), sim("ab-targets"));
+    // (0.0869 against 0.0920 on the fixtures: the gap is the teachers' disagreement, far
+    // above float noise.)
     assert!(
-        targets < losses - 0.05 * losses,
+        losses - targets > 1e-3,
         "against the mean matrix {targets}, the mean of the losses {losses}"
     );
 
