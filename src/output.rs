@@ -592,3 +592,14 @@ mod tests {
         assert_eq!(glob_root("data/x/y.txt"), PathBuf::from("data/x/y.txt"));
     }
 }
+
+/// A cache folder a run will write into: made when absent, and proved writable with a
+/// probe file (removed at once) before any work, so that a folder the run cannot write
+/// fails now and not at its first checkpoint.
+pub fn writable_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    tempfile::Builder::new()
+        .prefix(".destila-probe")
+        .tempfile_in(dir)
+        .map(drop)
+}

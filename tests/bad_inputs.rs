@@ -477,6 +477,16 @@ fn cases() -> Vec<Case> {
     for (set, expect) in fields {
         add(&format!("recipe check {{R}} --set {set}"), expect);
     }
+    // A cache the run would write but cannot (found at its first checkpoint before): refused
+    // by distill before any work, no output folder made.
+    add(
+        "distill {R} --quiet --set teacher.heads=adapt --set teacher.adapt.cache=/proc/destila-nope --set output={D}/no-out",
+        "teacher.adapt.cache",
+    );
+    add(
+        "distill {R} --quiet --set teacher.heads=fit --set teacher.fit.cache=/proc/destila-nope --set output={D}/no-out",
+        "teacher.fit.cache",
+    );
     // The same refused by distill before any work (a few, the rest share the code path).
     for (set, expect) in fields.iter().step_by(3) {
         add(&format!("distill {{R}} --quiet --set {set}"), expect);
