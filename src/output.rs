@@ -576,6 +576,17 @@ pub fn clear_own(dir: &Path, command: &str, keep: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// A cache folder a run will write into: made when absent, and proved writable with a
+/// probe file (removed at once) before any work, so that a folder the run cannot write
+/// fails now and not at its first checkpoint.
+pub fn writable_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    tempfile::Builder::new()
+        .prefix(".destila-probe")
+        .tempfile_in(dir)
+        .map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,15 +602,4 @@ mod tests {
         assert_eq!(glob_root("data/*.txt"), PathBuf::from("data"));
         assert_eq!(glob_root("data/x/y.txt"), PathBuf::from("data/x/y.txt"));
     }
-}
-
-/// A cache folder a run will write into: made when absent, and proved writable with a
-/// probe file (removed at once) before any work, so that a folder the run cannot write
-/// fails now and not at its first checkpoint.
-pub fn writable_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    tempfile::Builder::new()
-        .prefix(".destila-probe")
-        .tempfile_in(dir)
-        .map(drop)
 }
