@@ -39,11 +39,19 @@ fn sharpen(dir: &Path, seed: u64, std: f64) {
     let mut found = 0;
     for (name, t) in named.iter_mut() {
         if name == "cls.predictions.bias" || name == "cls.seq_relationship.bias" {
-            // Uniform on [-√3·std, √3·std]: standard deviation `std`.
+            // MLM: uniform on [-√3·std, √3·std], standard deviation `std`. NSP has two
+            // logits, and two random draws may land close together (on another CPU's
+            // generator they did, and two students then agreed by chance): +std and −std
+            // instead, the same direction for every model, so that how far each model
+            // leans is set by `std` alone.
             let a = 3f64.sqrt() * std;
-            let noise: Vec<f32> = (0..t.numel())
-                .map(|_| rng.random_range(-a..a) as f32)
-                .collect();
+            let noise: Vec<f32> = if name == "cls.seq_relationship.bias" {
+                vec![std as f32, -std as f32]
+            } else {
+                (0..t.numel())
+                    .map(|_| rng.random_range(-a..a) as f32)
+                    .collect()
+            };
             *t = &*t + tch::Tensor::from_slice(&noise).view(t.size().as_slice());
             found += 1;
         }
