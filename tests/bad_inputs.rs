@@ -518,6 +518,10 @@ fn cases() -> Vec<Case> {
         ("losses.temperature={start: 1}", "start: NUMBER"),
         ("student.teacher_layers={a: 1}", "uniform"),
         ("student.init=!foo x", "YAML tag"),
+        // A list where a section goes is not the section's fields in order: `[DIR]` was read
+        // as `{checkpoint: DIR}`.
+        ("student.init=[{M}]", "from-teacher"),
+        ("losses.temperature=[1, 2]", "start: NUMBER"),
         // A list or a section where a name goes: the names, not a word about YAML tags.
         (
             "teacher.heads=[fit]",

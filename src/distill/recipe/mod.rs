@@ -293,8 +293,21 @@ pub enum Init {
     FromTeacher,
     /// `{checkpoint: DIR, projection: keep | drop}`: every weight from an HF folder of the
     /// student's shape (a stage-one `final/`), to chain stages (TinyBERT).
-    #[serde(untagged)]
+    #[serde(untagged, deserialize_with = "checkpoint_map")]
     Checkpoint(CheckpointInit),
+}
+
+/// `{checkpoint: DIR, ...}` and nothing else: through an untagged variant serde would also
+/// take a list as the struct's fields in order, so `init: [x]` read as the checkpoint `x`.
+fn checkpoint_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<CheckpointInit, D::Error> {
+    use serde::de::Error as _;
+    let v = serde_yaml::Value::deserialize(d)?;
+    if !v.is_mapping() {
+        return Err(D::Error::custom("expected {checkpoint: DIR}"));
+    }
+    CheckpointInit::deserialize(v).map_err(D::Error::custom)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
