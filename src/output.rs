@@ -480,6 +480,9 @@ impl Folder {
                 dir.display()
             )));
         }
+        // The temporary sibling is made in the parent, the folder itself at the end: both
+        // must be possible before any work.
+        check_creatable(dir, what)?;
         let parent = dir
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -543,6 +546,7 @@ pub fn claim_entries(
     inputs: &[PathBuf],
 ) -> Result<()> {
     guard(dir, what, inputs)?;
+    check_creatable(dir, what)?;
     let foreign = foreign(dir)?;
     if exclusive {
         refuse_foreign(dir, command, &foreign)?;
@@ -585,6 +589,54 @@ pub fn writable_dir(dir: &Path) -> std::io::Result<()> {
         .prefix(".destila-probe")
         .tempfile_in(dir)
         .map(drop)
+}
+
+/// Whether a run could make `dir` and write into it, without making anything: the nearest
+/// folder on its path that exists (`dir` itself, when it does) must take a probe file
+/// (removed at once), and nothing on the path may be a file. What `recipe check` can prove
+/// of the folders a run will write.
+pub fn creatable(dir: &Path) -> std::io::Result<()> {
+    use std::io::{Error as IoError, ErrorKind};
+    let abs = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(dir)
+    };
+    let mut at = abs.as_path();
+    loop {
+        match std::fs::metadata(at) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => {
+                return Err(IoError::new(
+                    ErrorKind::NotADirectory,
+                    format!("{} is not a folder", at.display()),
+                ))
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                at = at.parent().ok_or(e)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(".destila-probe")
+        .tempfile_in(at)
+        .map(drop)
+}
+
+/// [`creatable`], refused naming the flag or field `what`.
+pub fn check_creatable(dir: &Path, what: &str) -> Result<()> {
+    creatable(dir)
+        .map_err(|e| Error::Invalid(format!("{what} {}: cannot write there: {e}", dir.display())))
+}
+
+/// A shard cache named by a flag: used as it is when it is a folder (a made cache may be
+/// read-only), otherwise refused, naming the flag, unless it could be made and written.
+pub fn cache_flag(dir: &Path, flag: &str) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    check_creatable(dir, flag)
 }
 
 #[cfg(test)]

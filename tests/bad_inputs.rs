@@ -487,6 +487,57 @@ fn cases() -> Vec<Case> {
         "distill {R} --quiet --set teacher.heads=fit --set teacher.fit.cache=/proc/destila-nope --set output={D}/no-out",
         "teacher.fit.cache",
     );
+    // Every folder a command will write, proved makeable and writable before any work and
+    // refused by its flag or field: under a folder nobody can write, or under a file. (Found
+    // before at the end: `targets --out /proc/x` fitted heads and ran the teacher first.)
+    for (args, expect) in [
+        (
+            "recipe check {R} --set output=/proc/destila-nope",
+            "output: /proc/destila-nope: cannot write there",
+        ),
+        (
+            "distill {R} --quiet --set output={D}/corpus.txt/run",
+            "output: {D}/corpus.txt/run: cannot write there: {D}/corpus.txt is not a folder",
+        ),
+        (
+            "recipe check {R} --set data.cache_dir={D}/corpus.txt",
+            "data.cache_dir: {D}/corpus.txt: cannot write there",
+        ),
+        (
+            "data preview {R} --set data.cache_dir=/proc/destila-nope",
+            "data.cache_dir: /proc/destila-nope: cannot write there",
+        ),
+        (
+            "data stats {D}/corpus.txt --tokenizer {M} --cache-dir {D}/corpus.txt/shards",
+            "--cache-dir {D}/corpus.txt/shards: cannot write there",
+        ),
+        (
+            "eval --teacher {M} --student {M} --cache-dir /proc/destila-nope --out {D}/ev-nope",
+            "--cache-dir /proc/destila-nope: cannot write there",
+        ),
+        (
+            "eval --teacher {M} --student {M} --out /proc/destila-nope",
+            "--out /proc/destila-nope: cannot write there",
+        ),
+        (
+            "targets {R} --out /proc/destila-nope",
+            "targets --out /proc/destila-nope: cannot write there",
+        ),
+        (
+            "export {M} --out {D}/corpus.txt/exported",
+            "--out {D}/corpus.txt/exported: cannot write there",
+        ),
+        (
+            "prune {M} --corpus {D}/corpus.txt --out /proc/destila-nope",
+            "--out /proc/destila-nope: cannot write there",
+        ),
+        (
+            "init /proc/destila-nope --config {M}/config.json",
+            "init OUT /proc/destila-nope: cannot write there",
+        ),
+    ] {
+        add(args, expect);
+    }
     // The same refused by distill before any work (a few, the rest share the code path).
     for (set, expect) in fields.iter().step_by(3) {
         add(&format!("distill {{R}} --quiet --set {set}"), expect);

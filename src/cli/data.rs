@@ -63,6 +63,7 @@ pub fn data(what: DataCommand) -> Result<()> {
             cache_dir,
             json,
         } => {
+            destila::output::cache_flag(&cache_dir, "--cache-dir")?;
             let tok = destila::tokenize::BertTokenizer::from_dir(&tokenizer)?;
             let text = TextOptions {
                 documents,
@@ -86,6 +87,7 @@ pub fn data(what: DataCommand) -> Result<()> {
             set,
         } => {
             let recipe = Recipe::from_file_with(&recipe, &set)?;
+            recipe.check_writable(|f| f == "data.cache_dir")?;
             let tok = recipe.tokenizer()?;
             let preview = destila::data::preview::preview;
             out!(
@@ -95,6 +97,7 @@ pub fn data(what: DataCommand) -> Result<()> {
         }
         DataCommand::Build { recipe } => {
             let recipe = Recipe::from_file(&recipe)?;
+            recipe.check_writable(|f| f == "data.cache_dir")?;
             let tok = recipe.tokenizer()?;
             let sets = destila::data::prepare(&recipe.data, &tok)?;
             outln!("train ({} documents)", sets.train.docs.len())?;

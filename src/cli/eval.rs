@@ -64,6 +64,7 @@ pub fn eval(a: Eval) -> Result<()> {
     for f in destila::data::corpus::expand(&opts.heads_corpus)? {
         destila::error::open_input(&f)?;
     }
+    destila::output::cache_flag(&opts.cache_dir, "--cache-dir")?;
     let init = destila::eval::baseline::resolve_init(&a.student, a.init, a.no_init)?;
     let mut inputs = vec![a.teacher.clone(), a.student.clone()];
     inputs.extend(init.clone());

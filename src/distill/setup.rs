@@ -184,24 +184,10 @@ pub(crate) fn prepare(s: &Setup) -> Result<Prepared> {
     })
 }
 
-/// Claims the run's folder (see `crate::output`), refuses a resume whose recipe changed
-/// and clears an earlier run's own entries with `--force`; returns the checkpoints there.
 /// The caches of teacher products this run will write (pooled embeddings of a teacher that
 /// reads text, fitted heads, an adapted teacher): made and proved writable before any work.
 fn writable_caches(recipe: &Recipe) -> Result<()> {
-    let Some(t) = &recipe.teacher else {
-        return Ok(());
-    };
-    let mut used = Vec::new();
-    if recipe.job == Job::Distill && recipe.text_teacher() {
-        used.push(("teacher.pooled_cache", &t.pooled_cache));
-    }
-    match t.heads {
-        super::recipe::HeadPolicy::Fit => used.push(("teacher.fit.cache", &t.fit.cache)),
-        super::recipe::HeadPolicy::Adapt => used.push(("teacher.adapt.cache", &t.adapt.cache)),
-        _ => {}
-    }
-    for (field, dir) in used {
+    for (field, dir) in recipe.teacher_caches() {
         output::writable_dir(dir).map_err(|e| {
             Error::config(
                 &recipe.path,
@@ -213,6 +199,8 @@ fn writable_caches(recipe: &Recipe) -> Result<()> {
     Ok(())
 }
 
+/// Claims the run's folder (see `crate::output`), refuses a resume whose recipe changed
+/// and clears an earlier run's own entries with `--force`; returns the checkpoints there.
 fn claim_output(s: &Setup) -> Result<Vec<PathBuf>> {
     let recipe = s.recipe;
     let out = &recipe.output;

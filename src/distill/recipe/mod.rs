@@ -607,6 +607,35 @@ pub struct Recipe {
 }
 
 impl Recipe {
+    /// The folders a run writes, by field: its output, the caches of its teacher that it
+    /// uses, and the shard cache when that is not yet a folder (a made one may be read-only).
+    pub fn written_folders(&self) -> Vec<(&'static str, &Path)> {
+        let mut v: Vec<(&'static str, &Path)> = vec![("output", &self.output)];
+        if !self.data.cache_dir.is_dir() {
+            v.push(("data.cache_dir", &self.data.cache_dir));
+        }
+        v.extend(self.teacher_caches());
+        v
+    }
+
+    /// The teacher's caches a run writes: the pooled embeddings of a teacher that reads
+    /// text, the fitted or adapted heads.
+    pub fn teacher_caches(&self) -> Vec<(&'static str, &Path)> {
+        let mut v: Vec<(&'static str, &Path)> = Vec::new();
+        let Some(t) = &self.teacher else {
+            return v;
+        };
+        if self.job == Job::Distill && self.text_teacher() {
+            v.push(("teacher.pooled_cache", &t.pooled_cache));
+        }
+        match t.heads {
+            HeadPolicy::Fit => v.push(("teacher.fit.cache", &t.fit.cache)),
+            HeadPolicy::Adapt => v.push(("teacher.adapt.cache", &t.adapt.cache)),
+            _ => {}
+        }
+        v
+    }
+
     /// The files and folders the run reads (teacher, tokenizer, data, target cache, the
     /// student's starting checkpoint): an output folder may never be, or hold, one of them.
     pub fn inputs(&self) -> Vec<PathBuf> {

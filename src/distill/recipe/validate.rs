@@ -475,6 +475,7 @@ impl Recipe {
                 }
             }
         }
+        self.check_writable(|_| true)?;
         let field = if self.data.tokenizer.is_some() {
             "data.tokenizer"
         } else {
@@ -482,6 +483,24 @@ impl Recipe {
         };
         self.tokenizer()
             .map_err(|e| Error::config(&self.path, field, e.to_string()))?;
+        Ok(())
+    }
+
+    /// Refuses, by field, a folder of `written_folders` (those `which` picks) that the run
+    /// could not make or write; makes nothing.
+    pub fn check_writable(&self, which: impl Fn(&str) -> bool) -> Result<()> {
+        for (field, dir) in self.written_folders() {
+            if !which(field) {
+                continue;
+            }
+            crate::output::creatable(dir).map_err(|e| {
+                Error::config(
+                    &self.path,
+                    field,
+                    format!("{}: cannot write there: {e}", dir.display()),
+                )
+            })?;
+        }
         Ok(())
     }
 
