@@ -508,6 +508,10 @@ fn cases() -> Vec<Case> {
             "data.cache_dir: /proc/destila-nope: cannot write there",
         ),
         (
+            "data build {R} --set data.cache_dir={D}/corpus.txt/shards",
+            "data.cache_dir: {D}/corpus.txt/shards: cannot write there",
+        ),
+        (
             "data stats {D}/corpus.txt --tokenizer {M} --cache-dir {D}/corpus.txt/shards",
             "--cache-dir {D}/corpus.txt/shards: cannot write there",
         ),

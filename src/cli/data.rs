@@ -43,7 +43,12 @@ pub enum DataCommand {
         set: Vec<String>,
     },
     /// Builds (or checks) a recipe's shard caches and prints their statistics.
-    Build { recipe: PathBuf },
+    Build {
+        recipe: PathBuf,
+        /// Recipe overrides, KEY=VALUE (e.g. data.max_seq_len=64).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
 }
 
 fn print_rss() {
@@ -95,8 +100,8 @@ pub fn data(what: DataCommand) -> Result<()> {
                 preview(&recipe.data, &tok, recipe.seed, n, validation)?
             )?;
         }
-        DataCommand::Build { recipe } => {
-            let recipe = Recipe::from_file(&recipe)?;
+        DataCommand::Build { recipe, set } => {
+            let recipe = Recipe::from_file_with(&recipe, &set)?;
             recipe.check_writable(|f| f == "data.cache_dir")?;
             let tok = recipe.tokenizer()?;
             let sets = destila::data::prepare(&recipe.data, &tok)?;
