@@ -649,7 +649,8 @@ fn cases() -> Vec<Case> {
     add("targets {R} --quiet", "teacher.targets.dir");
     add("data preview {R} -n 0", "-n");
     add("data preview {D}/missing.yaml", "missing.yaml");
-    add("data build {R} --set x=1", "--set");
+    add("data build {R} --set x=1", "unknown field `x`");
+    add("data build {R} --set noequals", "--set");
     add("data stats {D}/missing.txt --tokenizer {M}", "missing.txt");
     add("data stats {D}/binary.bin --tokenizer {M}", "binary.bin");
     add(
