@@ -585,10 +585,7 @@ pub fn clear_own(dir: &Path, command: &str, keep: &[&str]) -> Result<()> {
 /// fails now and not at its first checkpoint.
 pub fn writable_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    tempfile::Builder::new()
-        .prefix(".destila-probe")
-        .tempfile_in(dir)
-        .map(drop)
+    creatable(dir)
 }
 
 /// Whether a run could make `dir` and write into it, without making anything: the nearest
