@@ -653,6 +653,15 @@ fn cases() -> Vec<Case> {
     add("data build {R} --set noequals", "--set");
     add("data stats {D}/missing.txt --tokenizer {M}", "missing.txt");
     add("data stats {D}/binary.bin --tokenizer {M}", "binary.bin");
+    // A device where a corpus goes is named as what it is, not "no such file".
+    add(
+        "data stats /dev/zero --tokenizer {M}",
+        "/dev/zero: not a regular file or folder",
+    );
+    add(
+        "distill {R} --quiet --set data.validation=[/dev/null]",
+        "/dev/null: not a regular file or folder",
+    );
     add(
         "data stats {D}/corpus.txt --tokenizer {D}/missing",
         "missing",

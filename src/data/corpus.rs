@@ -116,6 +116,13 @@ pub fn expand(patterns: &[String]) -> Result<Vec<PathBuf>> {
             }
             found.sort();
             out.extend(found);
+        } else if p.exists() {
+            // A device, pipe or socket: a corpus is read more than once (shards, then
+            // checked against its fingerprint), so only regular files and folders of them.
+            return Err(Error::Invalid(format!(
+                "{}: not a regular file or folder (a device, pipe or socket); give text files",
+                p.display()
+            )));
         } else {
             return Err(Error::io(
                 p,
